@@ -1,0 +1,28 @@
+"""visiondl_keras: the whole computer-vision workflow on CIFAR-10 with Keras 3.
+
+The top-level package is light: it imports only the data layer and the reproducibility
+helpers. Import submodules (``visiondl_keras.train``, ``visiondl_keras.calibration``, ...)
+for the rest.
+"""
+
+from .data import CLASS_NAMES, Dataset, Splits, channel_stats, load_cifar10, stratified_subset, train_val_split
+from .errors import ConfigError, DataError, ModelError, VisionDLError
+from .reproducibility import environment_info, set_seed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CLASS_NAMES",
+    "ConfigError",
+    "DataError",
+    "Dataset",
+    "ModelError",
+    "Splits",
+    "VisionDLError",
+    "channel_stats",
+    "environment_info",
+    "load_cifar10",
+    "set_seed",
+    "stratified_subset",
+    "train_val_split",
+]

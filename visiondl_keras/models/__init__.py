@@ -1,0 +1,45 @@
+"""Models: from-scratch CNNs (:mod:`.scratch`) and pretrained backbones (:mod:`.transfer`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import ModelError
+from .scratch import build_resnet9, build_scratch_model, build_simple_cnn, count_flops, model_summary
+
+
+def load_checkpoint(path: str | os.PathLike, compile: bool = False):
+    """Load a ``.keras`` checkpoint written by this package.
+
+    Args:
+        path: the ``.keras`` file, or a run directory (its ``best.keras`` is used).
+        compile: restore the optimizer and loss too (needed to resume training).
+
+    Returns:
+        A ``keras.Model``.
+
+    Raises:
+        ModelError: the path is missing or not a readable Keras checkpoint.
+    """
+    import keras
+
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.keras", "model.keras", "last.keras"):
+            if (path / name).is_file():
+                path = path / name
+                break
+        else:
+            raise ModelError(f"{path}: folder has no best.keras, model.keras or last.keras checkpoint.")
+    if not path.is_file():
+        raise ModelError(f"{path}: checkpoint not found; pass a .keras file or a run directory.")
+    if path.suffix != ".keras":
+        raise ModelError(f"{path}: expected a .keras checkpoint (SavedModel and .tflite files are for inference).")
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable Keras checkpoint ({type(exc).__name__}: {exc}).") from exc
+
+
+__all__ = ["build_resnet9", "build_scratch_model", "build_simple_cnn", "count_flops", "load_checkpoint", "model_summary"]

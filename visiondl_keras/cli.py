@@ -1,4 +1,6 @@
-"""Command-line layer: ``python -m visiondl_keras COMMAND ...`` (also installed as ``visiondl``).
+"""CONTRIBUTORS: read CONTRIBUTING.md at the repository root first (venv, nice -n 15, commit rules, run-dir format).
+
+Command-line layer: ``python -m visiondl_keras COMMAND ...`` (also installed as ``visiondl``).
 
 Each command lives in the module that implements it; that module exposes
 ``register_commands(subparsers)``, which adds its sub-parsers with ``set_defaults(func=...)``.

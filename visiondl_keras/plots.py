@@ -1,4 +1,6 @@
-"""Every matplotlib figure of the package, so styling is consistent.
+"""CONTRIBUTORS: read CONTRIBUTING.md at the repository root first (venv, nice -n 15, commit rules, run-dir format).
+
+Every matplotlib figure of the package, so styling is consistent.
 
 Functions take numpy arrays / dicts and return a ``matplotlib.figure.Figure``; ``save_figure``
 writes it atomically (PNG, 150 dpi). The Agg backend is used unless one is already chosen, so

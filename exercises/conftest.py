@@ -1,0 +1,288 @@
+"""The pytest plugin behind the graded exercises.
+
+What it adds to ``pytest exercises``:
+
+* ``@pytest.mark.points(n)``: what a test is worth (1 when a test has no marker);
+* the ``ex`` fixture: the module under test, loaded from ``exercises/`` (default),
+  ``solutions/`` (``--solutions``) or any folder (``--submission-dir DIR``, used by the instructor's
+  grader and by the mutation meta-tests);
+* one friendly line instead of a traceback when a function is still a stub, when a module cannot be
+  imported, or when a test runs past ``--exercise-timeout`` seconds (an infinite loop);
+* a score table per exercise and in total at the end, and ``grades.json`` (``--grades-json PATH``),
+  rewritten after every test so that a run killed half-way still leaves its partial scores.
+
+Nothing here needs to be edited by students.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+HERE = Path(__file__).resolve().parent
+SOLUTIONS = HERE.parent / "solutions"
+
+
+class ExerciseTimeout(BaseException):
+    """A test ran past --exercise-timeout. A BaseException so that ``except Exception`` cannot swallow it."""
+
+
+class SubmissionImportError(Exception):
+    """An exercise module is missing or raised while being imported."""
+
+
+# --------------------------------------------------------------------------------------------- options
+def pytest_addoption(parser):
+    group = parser.getgroup("exercises", "graded exercises")
+    group.addoption("--solutions", action="store_true", help="grade the reference answers in solutions/ instead of exercises/")
+    group.addoption("--submission-dir", default=None, metavar="DIR", help="grade the exercise modules found in DIR")
+    group.addoption("--grades-json", default="grades.json", metavar="PATH", help="where to write the scores (default: ./grades.json)")
+    group.addoption(
+        "--exercise-timeout", type=float, default=60.0, metavar="S", help="seconds one test may run before it fails (0: no limit; default 60)"
+    )
+
+
+def submission_dir(config) -> Path:
+    """The folder whose ``exNN_*.py`` modules are graded."""
+    if config.getoption("submission_dir"):
+        return Path(config.getoption("submission_dir")).resolve()
+    if config.getoption("solutions"):
+        return SOLUTIONS
+    return HERE
+
+
+def exercise_name(path) -> str:
+    """``.../test_ex03_schedules.py`` -> ``ex03_schedules``."""
+    stem = Path(str(path)).stem
+    return stem[len("test_") :] if stem.startswith("test_") else stem
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "points(n): points of a graded exercise test")
+    if getattr(config.option, "tbstyle", "auto") == "auto":
+        config.option.tbstyle = "short"
+    config.pluginmanager.register(Scoreboard(config), "exercise-scoreboard")
+
+
+# --------------------------------------------------------------------------------------------- loading
+def load_submission(name: str, folder: Path):
+    """Import ``folder/name.py`` as a fresh module; one-line :class:`SubmissionImportError` if that fails."""
+    path = folder / f"{name}.py"
+    if not path.is_file():
+        raise SubmissionImportError(f"{path} not found: the graded module {name}.py is missing from {folder}.")
+    module_name = f"_graded_{name}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        sys.modules.pop(module_name, None)
+        raise SubmissionImportError(f"{name}.py does not compile: {exc.msg} (line {exc.lineno}).") from None
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        raise SubmissionImportError(f"{name}.py raised while being imported: {type(exc).__name__}: {exc}") from None
+    return module
+
+
+@pytest.fixture(scope="module")
+def ex(request):
+    """The module under test for this test file (test_exNN_x.py grades exNN_x.py)."""
+    return load_submission(exercise_name(request.path), submission_dir(request.config))
+
+
+@pytest.fixture
+def package_function():
+    """``package_function("visiondl_keras.augment", "mixup")``: the package's implementation to compare with.
+
+    Skips the test (it then counts for nothing, in the maximum too) when that part of the package
+    cannot be imported.
+    """
+
+    def get(module: str, name: str):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            pytest.skip(f"{module} is not available ({exc}); comparison with the package skipped")
+        if not hasattr(mod, name):
+            pytest.skip(f"{module}.{name} is not available; comparison with the package skipped")
+        return getattr(mod, name)
+
+    return get
+
+
+# --------------------------------------------------------------------------------------------- timeouts
+@contextmanager
+def _time_limit(seconds: float):
+    usable = seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def _on_alarm(signum, frame):
+        raise ExerciseTimeout(f"took longer than {seconds:g} s (an infinite loop?)")
+
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    with _time_limit(item.config.getoption("exercise_timeout")):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    with _time_limit(item.config.getoption("exercise_timeout")):
+        yield
+
+
+# --------------------------------------------------------------------------------------------- reports
+def _stub_location(excinfo) -> str:
+    """``ex01_augmentation.random_crop`` for the frame that raised, when it is in a graded module."""
+    for entry in reversed(excinfo.traceback):
+        stem = Path(str(entry.path)).stem
+        if stem.startswith("ex") and not stem.startswith("test_"):
+            return f"{stem}.{entry.name}"
+    return "this function"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    report.exercise_reason = ""
+    if not report.failed or call.excinfo is None:
+        return
+    exc = call.excinfo
+    if exc.errisinstance(NotImplementedError):
+        report.exercise_reason = "not implemented"
+        report.longrepr = f"{_stub_location(exc)} is not implemented yet: {exc.value}"
+    elif exc.errisinstance(SubmissionImportError):
+        report.exercise_reason = "import error"
+        report.longrepr = str(exc.value)
+    elif exc.errisinstance(ExerciseTimeout):
+        report.exercise_reason = "timeout"
+        report.longrepr = f"{item.name}: {exc.value}"
+    else:
+        report.exercise_reason = "failed"
+
+
+class Scoreboard:
+    """Collects points per test and exercise; prints the table and writes grades.json."""
+
+    def __init__(self, config):
+        self.config = config
+        self.tests: dict[str, dict] = {}
+        self.started = time.time()
+        self.complete = False
+
+    def pytest_collection_modifyitems(self, session, config, items):
+        for item in items:
+            marker = item.get_closest_marker("points")
+            points = float(marker.args[0]) if marker and marker.args else 1.0
+            self.tests[item.nodeid] = {
+                "nodeid": item.nodeid,
+                "exercise": exercise_name(item.path),
+                "points": points,
+                "earned": 0.0,
+                "outcome": "not run",
+                "reason": "",
+            }
+
+    def pytest_runtest_logreport(self, report):
+        test = self.tests.get(report.nodeid)
+        if test is None:
+            return
+        if report.failed:
+            test["outcome"] = "failed"
+            if not test["reason"]:
+                test["reason"] = getattr(report, "exercise_reason", "") or "failed"
+                if test["reason"] != "failed":  # a one-line message: keep it for the gradebook
+                    test["message"] = str(report.longrepr)[:300]
+            test["earned"] = 0.0
+        elif report.skipped and test["outcome"] != "failed":
+            test["outcome"] = "skipped"
+            test["earned"] = 0.0
+        elif report.when == "call" and report.passed and test["outcome"] != "failed":
+            test["outcome"] = "passed"
+            test["earned"] = test["points"]
+        if report.when == "teardown":
+            self.write()
+
+    def summary(self) -> dict:
+        exercises: dict[str, dict] = {}
+        for test in self.tests.values():
+            row = exercises.setdefault(
+                test["exercise"], {"points": 0.0, "max": 0.0, "passed": 0, "failed": 0, "skipped": 0, "not_run": 0, "reasons": []}
+            )
+            if test["outcome"] == "skipped":  # a package comparison that could not run: not counted
+                row["skipped"] += 1
+                continue
+            row["max"] += test["points"]
+            row["points"] += test["earned"]
+            key = {"passed": "passed", "failed": "failed"}.get(test["outcome"], "not_run")
+            row[key] += 1
+            if test["reason"] and test["reason"] != "failed" and test["reason"] not in row["reasons"]:
+                row["reasons"].append(test["reason"])
+        return {
+            "submission": str(submission_dir(self.config)),
+            "complete": self.complete,
+            "total": sum(r["points"] for r in exercises.values()),
+            "max": sum(r["max"] for r in exercises.values()),
+            "duration_s": round(time.time() - self.started, 2),
+            "exercises": dict(sorted(exercises.items())),
+            "tests": list(self.tests.values()),
+        }
+
+    def write(self):
+        path = Path(self.config.getoption("grades_json"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(self.summary(), indent=2))
+            os.replace(tmp, path)
+        except OSError as exc:  # a read-only folder must not break the test run
+            print(f"could not write {path}: {exc}", file=sys.stderr)
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        self.complete = True
+        if self.tests:
+            self.write()
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
+        if not self.tests:
+            return
+        s = self.summary()
+        tr = terminalreporter
+        tr.write_sep("=", f"exercise scores ({s['submission']})")
+        tr.write_line(f"{'exercise':<32}{'points':>14}   {'tests passed':<14}notes")
+        for name, row in s["exercises"].items():
+            tests = f"{row['passed']}/{row['passed'] + row['failed'] + row['not_run']}"
+            notes = ", ".join(row["reasons"])
+            if row["skipped"]:
+                notes = ", ".join(filter(None, [notes, f"{row['skipped']} skipped"]))
+            tr.write_line(f"{name:<32}{_num(row['points']):>6} / {_num(row['max']):<5}   {tests:<14}{notes}")
+        tr.write_line(f"{'TOTAL':<32}{_num(s['total']):>6} / {_num(s['max']):<5}")
+        tr.write_line(f"scores written to {self.config.getoption('grades_json')}")
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"

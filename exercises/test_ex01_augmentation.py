@@ -1,0 +1,132 @@
+"""Graded tests of exercise 01 (lesson 01): random_crop and random_flip.
+
+Run: ``pytest exercises/test_ex01_augmentation.py``. Read a failing test: its docstring says what it checks.
+"""
+
+import numpy as np
+import pytest
+
+
+def _images(n, h=6, w=7, c=3, seed=0, dtype=np.uint8):
+    return np.random.default_rng(seed).integers(0, 256, size=(n, h, w, c)).astype(dtype)
+
+
+def _offsets(out, images, padding):
+    """(top, left) of every output image inside the reflect-padded input, or None where none fits."""
+    n, h, w, _ = images.shape
+    padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)), mode="reflect")
+    found = []
+    for i in range(n):
+        hit = None
+        for top in range(2 * padding + 1):
+            for left in range(2 * padding + 1):
+                if np.array_equal(out[i], padded[i, top : top + h, left : left + w]):
+                    hit = (top, left)
+                    break
+            if hit:
+                break
+        found.append(hit)
+    return found
+
+
+@pytest.mark.points(1)
+def test_random_crop_keeps_shape_dtype_and_input(ex):
+    """Same shape and dtype as the input (uint8 and float32); the input is not modified."""
+    for dtype in (np.uint8, np.float32):
+        x = _images(4, dtype=dtype)
+        before = x.copy()
+        out = ex.random_crop(x, padding=2, rng=np.random.default_rng(0))
+        assert out.shape == x.shape, f"shape {out.shape}, expected {x.shape}"
+        assert out.dtype == x.dtype, f"dtype {out.dtype}, expected {x.dtype}"
+        assert np.array_equal(x, before), "random_crop modified its input"
+
+
+@pytest.mark.points(3)
+def test_random_crop_is_a_crop_of_the_reflect_padded_image(ex):
+    """Every output image is a window of the image padded in *reflect* mode (not zeros, not 'symmetric')."""
+    x = _images(64)
+    out = ex.random_crop(x, padding=2, rng=np.random.default_rng(1))
+    bad = [i for i, off in enumerate(_offsets(out, x, 2)) if off is None]
+    assert not bad, f"{len(bad)} of 64 images are not a crop of the reflect-padded image (e.g. image {bad[0]})"
+
+
+@pytest.mark.points(2)
+def test_random_crop_offsets_cover_0_to_2p_inclusive(ex):
+    """Top and left offsets take every value 0..2*padding (both ends) over a large batch."""
+    x = _images(400, 5, 5, seed=2)
+    offsets = _offsets(ex.random_crop(x, padding=2, rng=np.random.default_rng(2)), x, 2)
+    assert all(o is not None for o in offsets), "some outputs are not crops of the reflect-padded image"
+    tops, lefts = {o[0] for o in offsets}, {o[1] for o in offsets}
+    assert tops == set(range(5)), f"top offsets seen: {sorted(tops)}, expected 0..4 for padding=2"
+    assert lefts == set(range(5)), f"left offsets seen: {sorted(lefts)}, expected 0..4 for padding=2"
+
+
+@pytest.mark.points(2)
+def test_random_crop_draws_an_offset_per_image(ex):
+    """Images of one batch get different offsets, and top and left are drawn separately."""
+    x = _images(48, seed=3)
+    offsets = _offsets(ex.random_crop(x, padding=3, rng=np.random.default_rng(3)), x, 3)
+    assert all(o is not None for o in offsets), "some outputs are not crops of the reflect-padded image"
+    assert len(set(offsets)) > 10, f"only {len(set(offsets))} distinct (top, left) offsets in a batch of 48"
+    assert any(t != left for t, left in offsets), "top always equals left: draw them separately"
+
+
+@pytest.mark.points(1)
+def test_random_crop_padding_zero_returns_a_copy(ex):
+    """padding=0 gives back the images unchanged (and not the same array object)."""
+    x = _images(3)
+    out = ex.random_crop(x, padding=0, rng=np.random.default_rng(0))
+    assert np.array_equal(out, x)
+    assert out is not x
+
+
+@pytest.mark.points(1)
+def test_random_crop_uses_the_given_rng(ex):
+    """Two generators with the same seed give the same crops (no hidden global randomness)."""
+    x = _images(16, seed=4)
+    a = ex.random_crop(x, padding=2, rng=np.random.default_rng(7))
+    b = ex.random_crop(x, padding=2, rng=np.random.default_rng(7))
+    assert np.array_equal(a, b), "same seed, different result: draw from `rng`, not from np.random"
+
+
+@pytest.mark.points(1)
+def test_random_crop_matches_the_package(ex, package_function):
+    """Same seed, same crops as visiondl_keras.augment.random_crop (draw all tops, then all lefts)."""
+    pkg = package_function("visiondl_keras.augment", "random_crop")
+    x = _images(32, 8, 8, seed=5)
+    expected = pkg(x, padding=4, rng=np.random.default_rng(11))
+    assert np.array_equal(ex.random_crop(x, padding=4, rng=np.random.default_rng(11)), expected)
+
+
+@pytest.mark.points(2)
+def test_random_flip_gives_the_image_or_its_left_right_mirror(ex):
+    """Each output is the input image or the same image mirrored along its width; the input is untouched."""
+    x = _images(64, seed=6)
+    before = x.copy()
+    out = ex.random_flip(x, rng=np.random.default_rng(0))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert np.array_equal(x, before), "random_flip modified its input"
+    for i in range(len(x)):
+        ok = np.array_equal(out[i], x[i]) or np.array_equal(out[i], x[i][:, ::-1])
+        assert ok, f"image {i} is neither the original nor its left-right mirror (wrong axis?)"
+
+
+@pytest.mark.points(2)
+def test_random_flip_flips_about_half_independently(ex):
+    """About half of a large batch is flipped (one coin per image, not one per batch)."""
+    x = _images(1000, 2, 3, 1, seed=7)
+    flipped = 0
+    for seed in range(3):
+        out = ex.random_flip(x, rng=np.random.default_rng(seed))
+        flipped += sum(not np.array_equal(out[i], x[i]) for i in range(len(x)))
+    fraction = flipped / 3000
+    assert 0.45 < fraction < 0.55, f"{fraction:.1%} of the images were flipped, expected about 50%"
+
+
+@pytest.mark.points(1)
+def test_random_flip_matches_the_package(ex, package_function):
+    """Same seed, same flips as visiondl_keras.augment.random_flip (``rng.random(N) < 0.5``)."""
+    pkg = package_function("visiondl_keras.augment", "random_flip")
+    x = _images(40, seed=8)
+    expected = pkg(x, rng=np.random.default_rng(3))
+    assert np.array_equal(ex.random_flip(x, rng=np.random.default_rng(3)), expected)

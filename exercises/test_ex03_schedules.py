@@ -1,0 +1,111 @@
+"""Graded tests of exercise 03 (lesson 03): warmup_cosine, global_norm and clip_by_global_norm.
+
+Run: ``pytest exercises/test_ex03_schedules.py``.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+
+@pytest.mark.points(2)
+def test_warmup_cosine_known_values(ex):
+    """Warm-up 10 steps to 0.1, then a half cosine to 0 at step 110."""
+    f = ex.warmup_cosine
+    cases = {0: 0.01, 4: 0.05, 9: 0.1, 10: 0.1, 60: 0.05, 110: 0.0, 500: 0.0}
+    for step, expected in cases.items():
+        got = f(step, 110, 0.1, 10)
+        assert math.isclose(got, expected, abs_tol=1e-9), f"step {step}: got {got!r}, expected {expected}"
+    quarter = 0.05 * (1 + math.cos(math.pi * 0.25))
+    assert math.isclose(f(35, 110, 0.1, 10), quarter, abs_tol=1e-9), "step 35 is a quarter into the decay"
+
+
+@pytest.mark.points(1)
+def test_warmup_cosine_rises_then_falls(ex):
+    """Strictly increasing during the warm-up, non-increasing afterwards, a Python float."""
+    lrs = [ex.warmup_cosine(s, 200, 0.4, 20) for s in range(201)]
+    assert all(isinstance(v, float) for v in lrs), "return a Python float"
+    assert all(a < b for a, b in zip(lrs[:20], lrs[1:20])), "the warm-up must increase linearly"
+    assert all(a >= b - 1e-12 for a, b in zip(lrs[19:], lrs[20:])), "the rate must not increase after the warm-up"
+    assert math.isclose(max(lrs), 0.4), "the peak must be base_lr"
+
+
+@pytest.mark.points(2)
+def test_warmup_cosine_ends_at_min_lr(ex):
+    """With min_lr the decay ends exactly at min_lr, never goes below it, and stays there."""
+    lrs = [ex.warmup_cosine(s, 100, 0.1, 5, min_lr=0.001) for s in range(150)]
+    assert math.isclose(lrs[100], 0.001, abs_tol=1e-12), f"step 100: {lrs[100]}, expected min_lr 0.001"
+    assert min(lrs[5:]) >= 0.001 - 1e-12
+    assert math.isclose(lrs[5], 0.1, abs_tol=1e-12), f"first step after the warm-up: {lrs[5]}, expected base_lr"
+    assert math.isclose(lrs[52], 0.001 + 0.5 * 0.099 * (1 + math.cos(math.pi * 47 / 95)), abs_tol=1e-12)
+
+
+@pytest.mark.points(1)
+def test_warmup_cosine_without_warmup(ex):
+    """warmup_steps=0: step 0 is already base_lr (no division by zero)."""
+    assert math.isclose(ex.warmup_cosine(0, 50, 0.2, 0), 0.2)
+    assert math.isclose(ex.warmup_cosine(25, 50, 0.2, 0), 0.1)
+
+
+@pytest.mark.points(2)
+def test_warmup_cosine_matches_the_package(ex, package_function):
+    """Same values as visiondl_keras.schedules.warmup_cosine over whole runs."""
+    pkg = package_function("visiondl_keras.schedules", "warmup_cosine")
+    for total, base, warm, low in [(100, 0.1, 10, 0.0), (37, 0.05, 3, 1e-4), (500, 1.0, 0, 0.01), (20, 0.3, 19, 0.0)]:
+        for step in range(total + 5):
+            got, expected = ex.warmup_cosine(step, total, base, warm, low), pkg(step, total, base, warm, low)
+            assert math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12), f"{(step, total, base, warm, low)}: {got} != {expected}"
+
+
+@pytest.mark.points(1)
+def test_global_norm_known_values(ex):
+    """[3] and [4] have global norm 5; None entries are skipped; an empty list gives 0."""
+    assert math.isclose(ex.global_norm([np.array([3.0]), np.array([[4.0]])]), 5.0)
+    assert math.isclose(ex.global_norm([np.array([3.0]), None, np.array([4.0])]), 5.0)
+    assert ex.global_norm([]) == 0.0
+
+
+@pytest.mark.points(2)
+def test_global_norm_is_the_norm_of_all_gradients_together(ex):
+    """Equals the L2 norm of all arrays flattened into one vector (not the sum of their norms)."""
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(size=s).astype(np.float32) for s in [(3, 3, 8, 16), (16,), (64, 10), (10,)]]
+    expected = float(np.linalg.norm(np.concatenate([g.ravel().astype(np.float64) for g in grads])))
+    got = ex.global_norm(grads)
+    assert isinstance(got, float), "return a Python float"
+    assert math.isclose(got, expected, rel_tol=1e-6), f"got {got}, expected {expected}"
+
+
+@pytest.mark.points(1)
+def test_clip_by_global_norm_leaves_small_gradients_alone(ex):
+    """Below the cap nothing changes."""
+    grads = [np.array([0.3, -0.4], np.float32), np.array([[0.0, 0.1]], np.float32)]
+    out = ex.clip_by_global_norm(grads, 1.0)
+    assert len(out) == 2
+    for a, b in zip(out, grads):
+        assert np.allclose(a, b), "gradients under the cap must come back unchanged"
+
+
+@pytest.mark.points(2)
+def test_clip_by_global_norm_scales_everything_by_one_factor(ex):
+    """Above the cap every array is multiplied by the same factor, and the new global norm is the cap."""
+    grads = [np.array([30.0, 0.0], np.float32), np.array([[0.0, 40.0]], np.float32), np.array([1e-3], np.float32)]
+    norm = float(np.sqrt(30.0**2 + 40.0**2 + 1e-6))
+    out = ex.clip_by_global_norm(grads, 5.0)
+    for a, b in zip(out, grads):
+        assert a.shape == b.shape
+        assert np.allclose(a, b * (5.0 / norm), rtol=1e-5), "each array must be scaled by max_norm / global_norm"
+    total = np.sqrt(sum(float(np.sum(np.square(a, dtype=np.float64))) for a in out))
+    assert math.isclose(total, 5.0, rel_tol=1e-5), f"global norm after clipping {total}, expected 5"
+
+
+@pytest.mark.points(1)
+def test_clip_by_global_norm_keeps_none_dtypes_and_inputs(ex):
+    """None stays None, float32 stays float32, the input arrays are not modified."""
+    grads = [np.full((2, 2), 10.0, np.float32), None]
+    before = grads[0].copy()
+    out = ex.clip_by_global_norm(grads, 1.0)
+    assert out[1] is None and len(out) == 2
+    assert out[0].dtype == np.float32, f"dtype {out[0].dtype}, expected float32"
+    assert np.array_equal(grads[0], before), "clip_by_global_norm modified its input"

@@ -1,0 +1,86 @@
+"""Exercise 01 (lesson 01, data and baseline augmentation): the standard CIFAR-10 recipe.
+
+Pad-and-crop plus a horizontal flip is the baseline augmentation every CIFAR-10 paper uses.
+You will write both for a numpy batch of images, drawing a *different* random choice for every
+image of the batch (Keras' ``RandomCrop`` layer crops a whole batch at the same offset: lesson 01
+shows why that matters).
+
+Run the graded tests with ``pytest exercises/test_ex01_augmentation.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def random_crop(images: np.ndarray, padding: int = 4, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Pad every image with a reflection of itself, then cut a random crop of the original size.
+
+    Contract:
+        * ``images`` is an array ``(N, H, W, C)`` (any dtype); the result has the same shape and dtype,
+          and ``images`` itself is not modified.
+        * Each image is padded by ``padding`` pixels on each side of its height and width in
+          *reflect* mode (the mirror image without repeating the edge pixel, ``np.pad(..., mode="reflect")``),
+          then cropped back to ``H x W`` at offset ``(top, left)``.
+        * ``top`` and ``left`` are drawn independently for every image, uniformly from
+          ``0, 1, ..., 2 * padding`` (both ends included): first all ``N`` tops, then all ``N`` lefts
+          (``rng.integers(..., size=N)`` twice; this order makes your crops match the package's for
+          the same seed).
+        * ``padding=0`` returns an unchanged copy.
+        * ``rng`` is the ``numpy.random.Generator`` to draw from; ``None`` means ``np.random.default_rng()``.
+
+    Hints:
+        * Pad only axes 1 and 2: ``np.pad(images, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")``.
+        * ``rng.integers(low, high, size=n)`` never returns ``high``.
+        * A loop over the images is fine; the batch is small.
+
+    Args:
+        images: batch of images, ``(N, H, W, C)``.
+        padding: pixels added on each side, ``0 <= padding < min(H, W)``.
+        rng: random generator.
+
+    Returns:
+        The cropped batch, ``(N, H, W, C)``, same dtype as ``images``.
+    """
+    rng = np.random.default_rng() if rng is None else rng
+    images = np.asarray(images)
+    if padding == 0:
+        return images.copy()
+    n, h, w, _ = images.shape
+    padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)), mode="reflect")
+    tops = rng.integers(0, 2 * padding + 1, size=n)
+    lefts = rng.integers(0, 2 * padding + 1, size=n)
+    out = np.empty_like(images)
+    for i in range(n):
+        out[i] = padded[i, tops[i] : tops[i] + h, lefts[i] : lefts[i] + w]
+    return out
+
+
+def random_flip(images: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Mirror each image left-right with probability 1/2, independently for every image.
+
+    Contract:
+        * ``images`` is ``(N, H, W, C)``; the result has the same shape and dtype.
+        * Image ``i`` of the result is either ``images[i]`` or ``images[i]`` mirrored left-right
+          (the width axis, ``axis=1`` of a single ``(H, W, C)`` image), each with probability 1/2,
+          drawn independently per image: image ``i`` is flipped when ``rng.random(N)[i] < 0.5``
+          (one call for the batch, so your flips match the package's for the same seed).
+        * ``images`` itself is not modified.
+
+    Hints:
+        * ``rng.random(n) < 0.5`` gives one coin per image.
+        * ``images[:, :, ::-1]`` mirrors the width axis of a whole batch; which axis is the width?
+
+    Args:
+        images: batch of images, ``(N, H, W, C)``.
+        rng: random generator (``None``: ``np.random.default_rng()``).
+
+    Returns:
+        The flipped batch.
+    """
+    rng = np.random.default_rng() if rng is None else rng
+    images = np.asarray(images)
+    flip = rng.random(len(images)) < 0.5
+    out = images.copy()
+    out[flip] = images[flip][:, :, ::-1]
+    return out

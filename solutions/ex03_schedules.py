@@ -1,0 +1,96 @@
+"""Exercise 03 (lesson 03, a CNN from scratch): a learning-rate schedule and gradient-norm monitoring.
+
+Warm-up then cosine decay is the schedule the reference runs use; the global gradient norm is
+the number lesson 03 watches to spot unstable training (and the one gradient clipping caps).
+
+Run the graded tests with ``pytest exercises/test_ex03_schedules.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def warmup_cosine(step: int, total_steps: int, base_lr: float, warmup_steps: int, min_lr: float = 0.0) -> float:
+    """Learning rate at ``step``: linear warm-up to ``base_lr``, then cosine decay to ``min_lr``.
+
+    Contract (``step`` counts optimiser updates from 0):
+        * Warm-up, ``step < warmup_steps``: ``base_lr * (step + 1) / warmup_steps``, so the first step
+          already learns a little and step ``warmup_steps - 1`` reaches ``base_lr``.
+        * Decay, ``warmup_steps <= step <= total_steps``: with
+          ``progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)``,
+          ``min_lr + 0.5 * (base_lr - min_lr) * (1 + cos(pi * progress))``: ``base_lr`` at the end of
+          the warm-up, ``min_lr`` at ``total_steps``.
+        * After ``total_steps`` the rate stays at ``min_lr``.
+        * ``warmup_steps = 0`` means no warm-up. Returns a Python float.
+
+    Hints:
+        * ``math.cos`` and ``math.pi``; clip ``progress`` to at most 1.
+        * Draw the curve (lesson 03 does) before you run the tests.
+
+    Args:
+        step: the current update, ``0, 1, 2, ...``.
+        total_steps: updates in the whole run.
+        base_lr: the peak learning rate.
+        warmup_steps: length of the linear warm-up.
+        min_lr: the final learning rate.
+
+    Returns:
+        The learning rate, a float.
+    """
+    if step < warmup_steps:
+        return float(base_lr * (step + 1) / warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return float(min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress)))
+
+
+def global_norm(gradients: list) -> float:
+    """The global L2 norm of a list of gradient arrays, as if they were one long vector.
+
+    Contract:
+        * ``sqrt(sum over arrays g of sum(g ** 2))``; entries that are ``None`` (variables without a
+          gradient) are skipped; an empty list gives ``0.0``.
+        * Works for arrays of any shape and float dtype; returns a Python float.
+
+    Hints:
+        * It is *not* the sum of the per-array norms.
+        * Accumulate in float64 so that large models do not lose precision.
+
+    Args:
+        gradients: list of arrays (one per trainable variable), possibly with ``None`` entries.
+
+    Returns:
+        The global norm.
+    """
+    total = 0.0
+    for g in gradients:
+        if g is not None:
+            total += float(np.sum(np.square(np.asarray(g, dtype=np.float64))))
+    return math.sqrt(total)
+
+
+def clip_by_global_norm(gradients: list, max_norm: float) -> list:
+    """Scale all gradients by one common factor so that their global norm is at most ``max_norm``.
+
+    Contract:
+        * With ``n = global_norm(gradients)``: when ``n <= max_norm`` the gradients come back unchanged
+          (same values); otherwise every array is multiplied by ``max_norm / n``, so the direction of the
+          update is kept and the new global norm is ``max_norm``.
+        * ``None`` entries stay ``None``; the result is a new list of the same length, arrays keep their
+          shapes and float dtypes; the inputs are not modified.
+
+    Hints:
+        * One factor for all arrays: clipping each array on its own changes the direction.
+
+    Args:
+        gradients: list of arrays (or ``None``).
+        max_norm: the cap, ``> 0``.
+
+    Returns:
+        The list of (possibly scaled) gradients.
+    """
+    norm = global_norm(gradients)
+    scale = 1.0 if norm <= max_norm else max_norm / norm
+    return [None if g is None else (np.asarray(g) * scale).astype(np.asarray(g).dtype) for g in gradients]

@@ -1,0 +1,113 @@
+"""Exercise 08 (lesson 08, calibration): softmax with a temperature, ECE, and temperature scaling.
+
+A calibrated model that says "90 %" is right 90 % of the time. The expected calibration error
+(ECE) measures the gap; temperature scaling (Guo et al., 2017) closes much of it with one number
+fitted on held-out data, without changing a single prediction.
+
+Run the graded tests with ``pytest exercises/test_ex08_calibration.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax_with_temperature(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """``softmax(logits / temperature)`` along the last axis, computed without overflow.
+
+    Contract:
+        * ``logits`` is ``(..., K)``; the result has the same shape, float64, every row sums to 1.
+        * ``temperature > 1`` softens the distribution (towards uniform), ``< 1`` sharpens it; the
+          argmax never changes.
+        * Must stay finite for huge logits (e.g. 1000): subtract each row's maximum before ``exp``.
+
+    Hints:
+        * ``z = logits / T``; ``z - z.max(axis=-1, keepdims=True)`` changes nothing mathematically.
+
+    Args:
+        logits: unnormalised scores.
+        temperature: ``T > 0``.
+
+    Returns:
+        Probabilities.
+    """
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
+    """ECE with ``n_bins`` equal-width confidence bins.
+
+    Contract:
+        * confidence ``c_i = max(probs[i])``, prediction ``argmax(probs[i])``, correct when it equals ``labels[i]``.
+        * Bin ``b`` (``b = 0..n_bins-1``) holds the examples with ``b / n_bins < c_i <= (b + 1) / n_bins``:
+          left-open, right-closed, so a confidence of exactly ``1.0`` is in the last bin and ``0.5`` with
+          two bins is in the first.
+        * ``ECE = sum over non-empty bins of (n_b / N) * |accuracy_b - mean confidence_b|``.
+        * Returns a Python float in ``[0, 1]``.
+
+    Hints:
+        * ``edges = np.linspace(0, 1, n_bins + 1)`` and a loop over ``(edges[b], edges[b + 1])``.
+        * The weight is the bin's share of *all* examples; empty bins contribute nothing.
+
+    Args:
+        probs: ``(N, K)`` probabilities.
+        labels: ``(N,)`` true classes.
+        n_bins: number of bins.
+
+    Returns:
+        The ECE.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        in_bin = (conf > lo) & (conf <= hi)
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
+    return float(ece)
+
+
+def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-log_probs[np.arange(len(labels)), labels].mean())
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature ``T`` that minimises the negative log-likelihood of ``softmax(logits / T)``.
+
+    Contract:
+        * ``logits`` ``(N, K)`` and ``labels`` ``(N,)`` come from a held-out (validation) set.
+        * Returns the ``T > 0`` that minimises ``mean(-log softmax(logits / T)[i, labels[i]])``, searched
+          at least over ``[0.05, 20]``, to within 1 % of the best ``T``. Logits are *divided* by ``T``.
+        * An over-confident model gets ``T > 1``, an under-confident one ``T < 1``.
+
+    Hints:
+        * The NLL is smooth with a single minimum in ``log T``: a grid over ``np.geomspace(0.05, 20, ...)``
+          then a finer grid around the best point works; so does
+          ``scipy.optimize.minimize_scalar(..., bounds=(0.05, 20), method="bounded")``.
+        * Use the log-sum-exp trick (as in ``softmax_with_temperature``) so that large logits stay finite.
+
+    Args:
+        logits: ``(N, K)`` validation logits.
+        labels: ``(N,)`` validation labels.
+
+    Returns:
+        The fitted temperature, a float.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    lo, hi = np.log(0.05), np.log(20.0)
+    for _ in range(4):  # coarse-to-fine grid search in log T
+        grid = np.linspace(lo, hi, 41)
+        losses = [_nll(logits, labels, np.exp(t)) for t in grid]
+        best = int(np.argmin(losses))
+        lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    return float(np.exp(grid[best]))

@@ -63,3 +63,42 @@ def image_grid(images: np.ndarray, titles=None, ncols: int = 8, scale: float = 1
 # --- section: diagnostics (confusion, misclassifications, Grad-CAM, robustness) ---
 
 # --- section: calibration ---
+
+
+def reliability_diagram_figure(bins: dict, ece: float, accuracy: float, mean_confidence: float, title: str | None = None):
+    """Reliability diagram (top) and confidence histogram (bottom) in one figure.
+
+    Args:
+        bins: :func:`visiondl_keras.calibration.calibration_bins` output (edges, counts, accuracy, confidence).
+        ece: the expected calibration error, shown in the legend.
+        accuracy, mean_confidence: drawn as vertical lines on the histogram.
+        title: figure title.
+    """
+    edges = np.asarray(bins["edges"])
+    counts = np.asarray(bins["counts"])
+    acc = np.nan_to_num(np.asarray(bins["accuracy"], dtype=float))
+    conf = np.asarray(bins["confidence"], dtype=float)
+    centers = (edges[:-1] + edges[1:]) / 2
+    width = edges[1] - edges[0]
+    filled = counts > 0
+    fig, (ax, hx) = plt.subplots(2, 1, figsize=(4.6, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
+    ax.bar(centers[filled], acc[filled], width=width, edgecolor="black", color="#4C72B0", label="accuracy")
+    gap_lo = np.minimum(acc, np.nan_to_num(conf))[filled]
+    gap_hi = np.maximum(acc, np.nan_to_num(conf))[filled]
+    ax.bar(centers[filled], gap_hi - gap_lo, bottom=gap_lo, width=width, color="#DD8452", alpha=0.45,
+           edgecolor="#DD8452", hatch="//", label="gap")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="upper left", fontsize=8, title=f"ECE = {100 * ece:.2f}%", title_fontsize=8)
+    hx.bar(centers, counts / max(counts.sum(), 1), width=width, edgecolor="black", color="#8C8C8C")
+    hx.axvline(accuracy, color="#4C72B0", lw=1.5, label=f"accuracy {accuracy:.3f}")
+    hx.axvline(mean_confidence, color="#C44E52", lw=1.5, ls="--", label=f"mean confidence {mean_confidence:.3f}")
+    hx.set_xlabel("confidence (top-label probability)")
+    hx.set_ylabel("share of images")
+    hx.legend(loc="upper left", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -8,7 +8,7 @@ temperature and a softmax, for probabilities); it stays float32 under mixed prec
 
 * ``resnet9``: a ResNet-9-style net (after Page's DAWNBench design): a prep conv, three stages
   (conv-BN-ReLU, max-pool) with residual blocks after the first and third, global max
-  pooling and a linear classifier. ``width`` scales every stage (channels w, 2w, 4w, 8w).
+  pooling, a 1/8 scale and a linear classifier. ``width`` scales every stage (channels w, 2w, 4w, 8w).
 * ``simple``: a smaller plain VGG-style net (two convs per stage, three stages).
 """
 
@@ -77,6 +77,9 @@ def build_resnet9(width: int = 32, num_classes: int = 10, mean=None, std=None, n
     x = _conv_bn(x, 8 * width, "stage3", pool=True)
     x = _residual(x, 8 * width, "res3")
     x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
+    # Page's ResNet-9 scales the classifier input by 1/8: max-pooled ReLU features are large,
+    # and unscaled logits make the first steps at a high learning rate diverge.
+    x = keras.layers.Rescaling(0.125, name="pool_scale")(x)
     outputs = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name or f"resnet9_w{width}")
 

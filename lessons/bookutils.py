@@ -136,18 +136,19 @@ def measured_on(metrics: dict | None) -> str:
     return ", ".join(parts) + "."
 
 
-def splits(limit: int | None = 5000, test_limit: int | None = 2000, val_size: int = 5000, seed: int = 0):
+def splits(limit: int | None = 5000, test_limit: int | None = 2000, val_size: int = 5000, seed: int = 0,
+           full_limit: int | None = None, full_test_limit: int | None = None):
     """Train/validation/test splits of CIFAR-10 through the package.
 
     In quick mode, ``limit`` training images and ``test_limit`` test images (stratified); in full
-    mode everything (45,000 / 5,000 / 10,000).
+    mode ``full_limit`` / ``full_test_limit`` (default: everything, 45,000 / 5,000 / 10,000).
     """
     from visiondl_keras.data import load_cifar10, train_val_split
 
     ds = load_cifar10(progress=False)
     if QUICK:
         return train_val_split(ds, val_size=val_size, seed=seed, limit=limit, test_limit=test_limit)
-    return train_val_split(ds, val_size=val_size, seed=seed)
+    return train_val_split(ds, val_size=val_size, seed=seed, limit=full_limit, test_limit=full_test_limit)
 
 
 def lesson_model(quick_epochs: int = 3, limit: int = 4000):
@@ -173,7 +174,7 @@ def lesson_model(quick_epochs: int = 3, limit: int = 4000):
          "numbers are far below the reference model's.", "warning")
     run_dir = Path(tempfile.mkdtemp(prefix="visiondl_lesson_")) / "quick"
     t0 = time.perf_counter()
-    train(quick_config(epochs=quick_epochs, limit=limit), run_dir, progress=False, log=lambda *a: None)
+    train(quick_config(epochs=quick_epochs, limit=limit, val_size=5000, test_limit=1000), run_dir, progress=False, log=lambda *a: None)
     model = load_checkpoint(run_dir / "best.keras")
     desc = (f"a stand-in ResNet-9 (width 16) trained here for {quick_epochs} epochs on {limit:,} images "
             f"in {time.perf_counter() - t0:.0f} s")

@@ -1,0 +1,314 @@
+"""Checks of the built Jupyter Book (``_build/html``), statically and in headless Chromium.
+
+Run after building the book (``make book``, i.e. ``jupyter-book build . -W -n --keep-going``)::
+
+    pytest tests/test_book.py
+
+Without ``_build/html`` every test here is skipped with that reason; the browser test is also skipped
+when no Chromium is installed (Debian: ``apt-get install chromium``). The browser test drives Chromium
+through the DevTools protocol (a websocket, via tornado, which Jupyter installs): every lesson page
+loads over HTTP with no JavaScript exception, every ``<img>`` decodes (``naturalWidth > 0``), and a
+full-page screenshot of each lesson is saved to ``_build/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+LESSON_SOURCES = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.md"))
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (HTML / "index.html").is_file(),
+                       reason="the book is not built: run `make book` (jupyter-book build . -W -n --keep-going) first"),
+]
+
+
+def _lesson_pages() -> list[Path]:
+    return [HTML / "lessons" / (src.stem + ".html") for src in LESSON_SOURCES]
+
+
+def _pages() -> list[Path]:
+    """Every HTML page of the book (not the theme's static files)."""
+    return sorted(p for p in HTML.rglob("*.html") if "_static" not in p.parts and "_sources" not in p.parts)
+
+
+def _soup(path: Path):
+    bs4 = pytest.importorskip("bs4", reason="BeautifulSoup comes with jupyter-book: pip install -e .[book]")
+    return bs4.BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+
+
+# ------------------------------------------------------------------------------------------------
+# Static checks (no browser)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_nine_lessons_are_built_and_in_the_toc():
+    assert len(LESSON_SOURCES) == 9, f"expected 9 lessons in lessons/, found {[p.name for p in LESSON_SOURCES]}"
+    missing = [p.name for p in _lesson_pages() if not p.is_file()]
+    assert not missing, f"lesson pages not built: {missing}"
+    toc = (ROOT / "_toc.yml").read_text()
+    assert all(f"lessons/{src.stem}" in toc for src in LESSON_SOURCES), "a lesson is missing from _toc.yml"
+
+
+def test_lessons_were_executed_and_have_no_error_output():
+    """Every lesson has code outputs, at least one figure, and no traceback or error output."""
+    for page in _lesson_pages():
+        soup = _soup(page)
+        outputs = soup.select("div.cell_output")
+        assert outputs, f"{page.name}: no cell outputs; was the lesson executed?"
+        errors = soup.select("div.cell_output .traceback, div.output.traceback, div.output.error")
+        assert not errors, f"{page.name}: error output: {errors[0].get_text()[:300]}"
+        text = " ".join(o.get_text() for o in outputs)
+        hit = text.find("Traceback (most recent call last)")
+        assert hit < 0, f"{page.name}: a cell output holds a traceback: ...{text[max(0, hit - 200):hit + 300]}..."
+        images = soup.select("div.cell_output img")
+        assert images, f"{page.name}: no figure in any cell output"
+        for needed in ("Learning objectives", "Try it", "Summary", "Questions"):
+            assert needed in soup.get_text(), f"{page.name}: no '{needed}' section"
+        assert "exercises/ex" in soup.get_text(), f"{page.name}: no pointer to its exercise"
+
+
+def _local_target(page: Path, url: str) -> tuple[Path | None, str]:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme or parts.netloc or url.startswith(("mailto:", "javascript:", "data:")):
+        return None, ""
+    if not parts.path:
+        return page, parts.fragment
+    target = (page.parent / urllib.parse.unquote(parts.path)).resolve()
+    if target.is_dir():
+        target = target / "index.html"
+    return target, parts.fragment
+
+
+def test_internal_links_and_assets_resolve():
+    """Every relative href/src of every page points to an existing file, and every #fragment to an id."""
+    ids_cache: dict[Path, set[str]] = {}
+
+    def ids(path: Path) -> set[str]:
+        if path not in ids_cache:
+            soup = _soup(path)
+            ids_cache[path] = {t["id"] for t in soup.find_all(id=True)} | {t["name"] for t in soup.find_all("a", attrs={"name": True})}
+        return ids_cache[path]
+
+    broken = []
+    pages = _pages()
+    assert len(pages) >= 13, f"only {len(pages)} pages built"
+    for page in pages:
+        soup = _soup(page)
+        for tag, attr in (("a", "href"), ("img", "src"), ("link", "href"), ("script", "src")):
+            for el in soup.find_all(tag):
+                url = el.get(attr)
+                if not url:
+                    continue
+                target, fragment = _local_target(page, url)
+                if target is None:
+                    continue
+                rel = page.relative_to(HTML)
+                if not target.exists():
+                    broken.append(f"{rel}: <{tag} {attr}={url!r}> -> missing file")
+                elif fragment and target.suffix == ".html" and fragment not in ids(target):
+                    broken.append(f"{rel}: <{tag} {attr}={url!r}> -> no id {fragment!r}")
+    assert not broken, f"{len(broken)} broken internal links:\n" + "\n".join(broken[:40])
+
+
+def test_reference_numbers_state_their_data_source_or_absence():
+    """Lessons that read reference artifacts either show them with the data source or say they are missing."""
+    for page in _lesson_pages():
+        text = _soup(page).get_text()
+        if "reference" in text.lower():
+            assert ("Measured on" in text or "not committed yet" in text or "JPEG" in text or "CIFAR-10" in text), page.name
+
+
+# ------------------------------------------------------------------------------------------------
+# Headless Chromium
+# ------------------------------------------------------------------------------------------------
+
+
+def _chromium() -> str | None:
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome", "chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    handler = functools.partial(_QuietHandler, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no Chromium found: install it (Debian: apt-get install chromium) or set CHROMIUM=/path/to/binary")
+    pytest.importorskip("tornado", reason="tornado (installed with jupyter-book) drives Chromium's DevTools websocket")
+    profile = tempfile.mkdtemp(prefix="visiondl-chromium-")
+    args = [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+            "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ws_url, deadline = None, time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        line = proc.stderr.readline()
+        m = re.search(r"DevTools listening on (ws://\S+)", line)
+        if m:
+            ws_url = m.group(1)
+            break
+    if ws_url is None:
+        proc.kill()
+        pytest.fail(f"Chromium did not start its DevTools endpoint ({exe})")
+    port = urllib.parse.urlsplit(ws_url).port
+    threading.Thread(target=proc.stderr.read, daemon=True).start()  # drain stderr
+    targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30).read())
+    page_ws = next(t["webSocketDebuggerUrl"] for t in targets if t.get("type") == "page")
+    yield page_ws
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+class _CDP:
+    """A minimal DevTools-protocol client over tornado's websocket."""
+
+    def __init__(self, conn):
+        self.conn, self.next_id, self.events = conn, 0, []
+
+    @classmethod
+    async def connect(cls, url):
+        from tornado.websocket import websocket_connect
+
+        return cls(await websocket_connect(url, max_message_size=512 * 1024 * 1024))
+
+    async def call(self, method, timeout=120, **params):
+        self.next_id += 1
+        my_id = self.next_id
+        await self.conn.write_message(json.dumps({"id": my_id, "method": method, "params": params}))
+        end = time.time() + timeout
+        while time.time() < end:
+            msg = await asyncio.wait_for(self.conn.read_message(), timeout=max(0.1, end - time.time()))
+            if msg is None:
+                raise RuntimeError("DevTools connection closed")
+            data = json.loads(msg)
+            if data.get("id") == my_id:
+                if "error" in data:
+                    raise RuntimeError(f"{method}: {data['error']}")
+                return data.get("result", {})
+            self.events.append(data)
+        raise TimeoutError(method)
+
+    async def wait_event(self, name, timeout=120):
+        for i, ev in enumerate(self.events):
+            if ev.get("method") == name:
+                return self.events.pop(i)
+        end = time.time() + timeout
+        while time.time() < end:
+            msg = await asyncio.wait_for(self.conn.read_message(), timeout=max(0.1, end - time.time()))
+            data = json.loads(msg)
+            if data.get("method") == name:
+                return data
+            self.events.append(data)
+        raise TimeoutError(name)
+
+    async def evaluate(self, expression):
+        res = await self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        return res.get("result", {}).get("value")
+
+
+_PAGE_STATE = """
+(async () => {
+  await Promise.all(Array.from(document.images).map(img => img.complete ? null :
+      new Promise(r => { img.addEventListener('load', r); img.addEventListener('error', r); })));
+  return {
+    title: document.title,
+    images: document.images.length,
+    broken: Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)
+                 .map(i => i.getAttribute('src').slice(0, 120)),
+    outputs: document.querySelectorAll('div.cell_output').length,
+    errors: document.querySelectorAll('div.cell_output .traceback, div.output.error').length,
+    height: Math.ceil(document.documentElement.scrollHeight),
+  };
+})()
+"""
+
+
+async def _visit_all(page_ws, urls, shots_dir: Path):
+    cdp = await _CDP.connect(page_ws)
+    await cdp.call("Page.enable")
+    await cdp.call("Runtime.enable")
+    await cdp.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
+    results = {}
+    for name, url in urls:
+        cdp.events.clear()
+        await cdp.call("Page.navigate", url=url)
+        await cdp.wait_event("Page.loadEventFired")
+        state = await cdp.evaluate(_PAGE_STATE)
+        exceptions = [e["params"]["exceptionDetails"].get("text", "") + " " +
+                      str(e["params"]["exceptionDetails"].get("exception", {}).get("description", ""))[:200]
+                      for e in cdp.events if e.get("method") == "Runtime.exceptionThrown"]
+        height = min(int(state["height"]), 16000)
+        shot = await cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                              clip={"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1})
+        path = shots_dir / f"{name}.png"
+        path.write_bytes(base64.b64decode(shot["data"]))
+        state.update(exceptions=exceptions, screenshot=str(path))
+        results[name] = state
+    cdp.conn.close()
+    return results
+
+
+def test_lesson_pages_in_headless_chromium(server, browser):
+    """Each lesson loads, has outputs and no broken image or JS exception; screenshots are saved."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    urls = [(p.stem, f"{server}/lessons/{p.name}") for p in _lesson_pages()]
+    urls += [("intro", f"{server}/book/intro.html"), ("setup", f"{server}/book/setup.html")]
+    results = asyncio.run(_visit_all(browser, urls, SCREENSHOTS))
+    problems = []
+    for name, st in results.items():
+        if st["broken"]:
+            problems.append(f"{name}: broken images {st['broken']}")
+        if st["exceptions"]:
+            problems.append(f"{name}: JavaScript exceptions {st['exceptions']}")
+        if name[:2].isdigit():
+            if st["outputs"] == 0:
+                problems.append(f"{name}: no cell outputs rendered")
+            if st["errors"]:
+                problems.append(f"{name}: {st['errors']} error outputs")
+            if st["images"] < 2:
+                problems.append(f"{name}: only {st['images']} images")
+        shot = Path(st["screenshot"])
+        if not shot.is_file() or shot.stat().st_size < 10_000:
+            problems.append(f"{name}: screenshot missing or blank ({shot})")
+    (SCREENSHOTS / "report.json").write_text(json.dumps(results, indent=1))
+    assert not problems, "\n".join(problems)

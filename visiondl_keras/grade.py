@@ -10,10 +10,10 @@ Usage::
 or of the whole repository, or any folder that contains the ``exNN_*.py`` modules) or a ``.zip`` of
 one. Each student is graded in a subprocess of its own running the *instructor's* graded tests
 (``exercises/test_*.py`` of this checkout, never the student's copies) against the student's modules,
-with a per-test time limit (``--timeout``) and a limit for the whole submission
-(``--submission-timeout``). An infinite loop, a crash, a syntax error or a missing file therefore
-costs that student the affected points and shows in the ``status`` and ``notes`` columns, and the
-other students are graded as usual. The gradebook has one row per student: status, total, maximum,
+with a per-test limit of CPU time (``--timeout``, so a busy machine does not fail slow tests) and a
+wall-clock limit for the whole submission (``--submission-timeout``). An infinite loop, a crash, a
+syntax error or a missing file therefore costs that student the affected points and shows in the
+``status`` and ``notes`` columns, and the other students are graded as usual. The gradebook has one row per student: status, total, maximum,
 percent, one column per exercise and notes; ``gradebook.json`` beside it keeps every test's outcome.
 
 Grading runs the students' code with your permissions: grade in a container or a throw-away
@@ -214,7 +214,7 @@ def grade_submission(
     Args:
         submission: folder holding the student's ``exNN_*.py``.
         tests_dir: folder of the graded tests (default: :func:`default_tests_dir`).
-        timeout: seconds per test.
+        timeout: CPU seconds per test.
         submission_timeout: seconds for the whole run; past it the process is killed and the scores
             of the tests that finished are kept.
         select: test files to run (names inside ``tests_dir``); default all ``test_*.py``.
@@ -350,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("submissions", nargs="?", help="folder with one folder (or .zip) per student")
     parser.add_argument("--out", default="gradebook.csv", help="gradebook CSV to write (default gradebook.csv; details in .json beside it)")
     parser.add_argument("--tests", default=None, help="folder of the graded tests (default: exercises/ of this checkout)")
-    parser.add_argument("--timeout", type=float, default=20.0, help="seconds each test may run (default 20)")
+    parser.add_argument("--timeout", type=float, default=20.0, help="CPU seconds each test may use (default 20)")
     parser.add_argument("--submission-timeout", type=float, default=600.0, help="seconds for one student's whole run (default 600)")
     parser.add_argument("--jobs", type=int, default=1, help="students graded in parallel (default 1)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")

@@ -155,8 +155,9 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int):
         )
     else:
         opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=config.weight_decay)
-    if config.weight_decay:
-        opt.exclude_from_weight_decay(var_names=["_bn", "bias"])
+    # Weight decay applies to every variable (as in Page's ResNet-9 recipe). An exclusion list
+    # (``exclude_from_weight_decay``) is not saved with the optimizer, so a resumed run would
+    # silently decay different variables: keep the rule in the config instead.
     return opt
 
 
@@ -483,7 +484,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, splits: Splits | None
             if monitor.problem:
                 write_json(state_path, {"status": "diverged", "epochs_done": epoch, "best_epoch": best_epoch,
                                         "message": monitor.problem})
-                kept = " best.keras (from epoch %d) was kept." % best_epoch if best_path.is_file() else ""
+                kept = f" best.keras (from epoch {best_epoch}) was kept." if best_path.is_file() else ""
                 raise TrainingDiverged(
                     f"training stopped: {monitor.problem}; lower the learning rate (--lr) or use float32.{kept}"
                 )
@@ -596,7 +597,7 @@ def lr_find(model, x: np.ndarray, y: np.ndarray, start_lr: float = 1e-4, end_lr:
     policy = augment.get_policy("baseline", num_classes=num_classes)
     lrs = start_lr * (end_lr / start_lr) ** (np.arange(steps) / max(steps - 1, 1))
     losses, smooth, best = [], None, np.inf
-    for i, lr in enumerate(lrs):
+    for lr in lrs:
         idx = rng.integers(0, len(x), batch_size)
         xb, yb = policy(x[idx], y[idx], rng)
         opt.learning_rate.assign(float(lr))

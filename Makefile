@@ -1,0 +1,85 @@
+# visiondl-keras: the commands the README names. Everything runs inside ./.venv (created on demand).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+CHECKPOINT := artifacts/checkpoints/scratch_resnet9.keras
+
+.PHONY: help run test test-fast test-jax lint book test-book serve-book reference ablation benchmarks clean-book reset-exercises grade
+
+help:
+	@echo "make run         install, then the headline: calibrated predictions for samples/ (or a quick train+evaluate)"
+	@echo "make test        install what the tests need, then run the package tests and the exercise solutions"
+	@echo "make test-jax    the backend smoke subset on JAX"
+	@echo "make book        build the Jupyter Book (lessons executed, quick mode) into _build/html"
+	@echo "make test-book   open the built book in headless Chromium (pages load, images, no error outputs)"
+	@echo "make reference   the full reference training run (hours on 2 CPU cores; resumable)"
+	@echo "make ablation    the augmentation ablation;  make benchmarks: the speed benchmarks"
+
+$(VENV)/.installed-core: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-core pyproject.toml
+	$(PIP) install --quiet -e ".[dev]"
+	touch $@
+
+$(VENV)/.installed-book: $(VENV)/.installed-core pyproject.toml
+	$(PIP) install --quiet -e ".[book]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+# The headline: once a trained checkpoint ships, calibrated predictions for samples/;
+# before that, a quick train-and-evaluate run on the available data.
+run: $(VENV)/.installed-core
+	@if [ -f $(CHECKPOINT) ]; then \
+		$(PY) -m visiondl_keras.infer samples/ --top-k 3; \
+	else \
+		$(PY) -m visiondl_keras train --quick --run-dir runs/quick; \
+	fi
+
+test: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check visiondl_keras tests benchmarks exercises solutions
+	$(VENV)/bin/pytest tests
+	$(VENV)/bin/pytest exercises --solutions -q -p no:cacheprovider
+
+test-fast: $(VENV)/.installed-dev
+	$(VENV)/bin/pytest tests -m "not slow and not integration" -q
+
+test-jax: $(VENV)/.installed-dev
+	KERAS_BACKEND=jax $(VENV)/bin/pytest -q -m "not slow and not integration" \
+		tests/test_schedules.py tests/test_augment.py tests/test_backend_smoke.py
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check visiondl_keras tests benchmarks exercises solutions
+
+book: $(VENV)/.installed-book
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+test-book: $(VENV)/.installed-dev
+	$(VENV)/bin/pytest -q tests/test_book.py
+
+serve-book:
+	@echo "serving _build/html at http://localhost:8000"
+	$(PYTHON) -m http.server --directory _build/html 8000
+
+clean-book:
+	rm -rf _build
+
+reference: $(VENV)/.installed-core
+	$(PY) -m visiondl_keras train --run-dir runs/reference --epochs 24
+
+ablation: $(VENV)/.installed-core
+	$(PY) -m visiondl_keras ablate-augment
+
+benchmarks: $(VENV)/.installed-dev
+	$(PY) benchmarks/augment_throughput.py
+	$(PY) benchmarks/time_to_accuracy.py
+
+reset-exercises: $(VENV)/.installed-core
+	$(PY) -m visiondl_keras.grade --reset
+
+grade: $(VENV)/.installed-dev
+	$(PY) -m visiondl_keras.grade submissions/ --out gradebook.csv

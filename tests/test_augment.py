@@ -137,3 +137,14 @@ def test_sample_grid_draws_originals_and_versions():
     fig = A.sample_grid(_marked(4), np.arange(4), "baseline", n_images=4, n_versions=3, class_names=list("abcdefghij"))
     assert isinstance(fig, matplotlib.figure.Figure)
     assert len(fig.axes) == 4 * 4
+
+
+def test_randaugment_is_a_pure_function_of_the_generator():
+    x = _marked(20)
+    y = np.arange(20) % 10
+    pol = A.get_policy("randaugment")
+    a, _ = pol(x, y, np.random.default_rng(7))
+    b, _ = pol(x, y, np.random.default_rng(7))
+    c, _ = A.get_policy("randaugment")(x, y, np.random.default_rng(8))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)

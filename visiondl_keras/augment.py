@@ -169,22 +169,35 @@ def cutmix(images: np.ndarray, labels: np.ndarray, alpha: float = 1.0, rng=None)
 class RandAugment:
     """RandAugment (Cubuk et al. 2020) through Keras core's ``keras.layers.RandAugment``.
 
+    Keras' layer draws its ``num_ops`` operations once per call, for the whole batch. To give
+    images different operations (as in the paper) the batch is processed in chunks of
+    ``chunk_size`` images, each with its own draw; the layer's seed state is set from the caller's
+    generator before every chunk, so the result is a pure function of that generator (runs stay
+    reproducible and resumable).
+
     Args:
         num_ops: operations per image.
         factor: magnitude in [0, 1].
-        seed: seed of the layer's generator.
+        chunk_size: images that share one draw of operations.
     """
 
-    def __init__(self, num_ops: int = 2, factor: float = 0.5, seed: int | None = None):
+    def __init__(self, num_ops: int = 2, factor: float = 0.5, chunk_size: int = 16):
         import keras
 
-        self.layer = keras.layers.RandAugment(value_range=(0, 255), num_ops=num_ops, factor=factor, seed=seed)
+        self.layer = keras.layers.RandAugment(value_range=(0, 255), num_ops=num_ops, factor=factor, seed=0)
+        self.chunk_size = chunk_size
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
+    def __call__(self, images: np.ndarray, rng=None) -> np.ndarray:
         import keras
 
-        out = self.layer(np.asarray(images, dtype=np.float32), training=True)
-        return np.clip(keras.ops.convert_to_numpy(out), 0, 255).astype(np.float32)
+        rng = _rng(rng)
+        images = np.asarray(images, dtype=np.float32)
+        out = np.empty_like(images)
+        for i in range(0, len(images), self.chunk_size):
+            self.layer.generator.state.assign(np.array([rng.integers(0, 2**31 - 1), 0], dtype="uint32"))
+            chunk = self.layer(images[i : i + self.chunk_size], training=True)
+            out[i : i + self.chunk_size] = np.clip(keras.ops.convert_to_numpy(chunk), 0, 255)
+        return out
 
 
 class Policy:
@@ -196,7 +209,7 @@ class Policy:
         padding: crop padding of the baseline.
         mixup_alpha, cutmix_alpha: Beta parameters.
         randaugment_ops, randaugment_factor: RandAugment settings.
-        seed: seed of RandAugment's layer (crop/flip/MixUp/CutMix use the generator given per call).
+        seed: unused (kept for compatibility); every random draw comes from the generator given per call.
 
     Calling ``policy(images, labels, rng)`` returns float32 images (0-255) and float32 soft labels.
 
@@ -223,7 +236,7 @@ class Policy:
         self.padding = padding
         self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
         self.geometric = parts != ["none"]
-        self.randaugment = RandAugment(randaugment_ops, randaugment_factor, seed) if "randaugment" in parts else None
+        self.randaugment = RandAugment(randaugment_ops, randaugment_factor) if "randaugment" in parts else None
 
     def __call__(self, images, labels, rng):
         rng = _rng(rng)
@@ -232,7 +245,7 @@ class Policy:
             x = random_flip(random_crop(x, self.padding, rng), rng)
         x = x.astype(np.float32)
         if self.randaugment is not None:
-            x = self.randaugment(x)
+            x = self.randaugment(x, rng)
         y = one_hot(labels, self.num_classes)
         if "mixup" in self.parts:
             x, y = mixup(x, y, self.mixup_alpha, rng)

@@ -29,6 +29,7 @@ import math
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -473,10 +474,16 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, splits: Splits | None
         best_epoch = max((int(r["epoch"]) for r in history if float(r["val_accuracy"]) == best_val), default=0)
         elapsed = float(history[-1]["time_s"]) if history else 0.0
 
+        prefetch = ThreadPoolExecutor(max_workers=1)
+        next_epoch = prefetch.submit(augment.augmented_epoch, splits.x_train, splits.y_train, policy, config.seed,
+                                     start_epoch, config.batch_size)
         for epoch in range(start_epoch, config.epochs):
             if progress:
                 log(f"epoch {epoch + 1}/{config.epochs}")
-            xs, ys = augment.augmented_epoch(splits.x_train, splits.y_train, policy, config.seed, epoch, config.batch_size)
+            xs, ys = next_epoch.result()
+            if epoch + 1 < config.epochs:  # augment the next epoch in a background thread while this one trains
+                next_epoch = prefetch.submit(augment.augmented_epoch, splits.x_train, splits.y_train, policy,
+                                             config.seed, epoch + 1, config.batch_size)
             t0 = time.perf_counter()
             train_loss, train_acc = fit_epoch(model, xs, ys, config.batch_size, monitor, epoch, progress)
             epoch_time = time.perf_counter() - t0
@@ -520,6 +527,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, splits: Splits | None
             log(f"epoch {epoch + 1}: val_accuracy {val_acc:.4f} (best {best_val:.4f} at {best_epoch}), "
                 f"lr {lr:.4g}, grad_norm {row['grad_norm']:.3g}, {epoch_time:.1f}s")
 
+        prefetch.shutdown()
         best = keras.saving.load_model(best_path, compile=False)
         test = evaluate_arrays(best, splits.x_test, splits.y_test, splits.class_names)
         val = evaluate_arrays(best, splits.x_val, splits.y_val, splits.class_names) if len(splits.y_val) else None

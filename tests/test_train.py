@@ -252,3 +252,19 @@ def test_cli_train_quick_and_evaluate(tmp_path, capsys, monkeypatch):
     assert main(["evaluate", str(tmp_path / "run"), "--data", str(data), "--json", "--quiet"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n"] == 110 and 0 <= out["accuracy"] <= 1 and len(out["per_class_accuracy"]) == 10
+
+
+def test_publish_ships_a_smaller_weights_only_checkpoint_with_the_run_files(tmp_path, tiny_splits):
+    run = tmp_path / "run"
+    T.train(T.TrainConfig(**{**TINY, "epochs": 1}), run, splits=tiny_splits, progress=False)
+    info = T.publish_run(run, "tiny", tmp_path / "art")
+    ckpt = Path(info["checkpoint"])
+    assert ckpt.stat().st_size < (run / "best.keras").stat().st_size
+    shipped = keras.saving.load_model(ckpt, compile=False)
+    best = keras.saving.load_model(run / "best.keras", compile=False)
+    np.testing.assert_allclose(T.predict_logits(shipped, tiny_splits.x_test), T.predict_logits(best, tiny_splits.x_test))
+    for f in ("config.json", "history.csv", "metrics.json", "environment.json", "figures/curves.png"):
+        assert (Path(info["run_dir"]) / f).is_file()
+    (run / "state.json").write_text('{"status": "running"}')
+    with pytest.raises(T.ConfigError, match="not completed"):
+        T.publish_run(run, "tiny", tmp_path / "art")

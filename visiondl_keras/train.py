@@ -560,6 +560,38 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, splits: Splits | None
         keras.mixed_precision.set_dtype_policy("float32")
 
 
+def publish_run(run_dir: str | os.PathLike, name: str, out: str | os.PathLike = "artifacts",
+                run_name: str | None = None) -> dict:
+    """Ship a finished run: its best checkpoint without optimizer state, and its small run files.
+
+    Writes ``OUT/checkpoints/NAME.keras`` (weights only: the optimizer state is dropped, which
+    halves the file) and copies ``config.json``, ``history.csv``, ``metrics.json``,
+    ``environment.json``, ``state.json`` and ``figures/`` to ``OUT/runs/RUN_NAME/`` (default: NAME).
+
+    Returns:
+        ``{"checkpoint": path, "run_dir": path, "bytes": size}``.
+    """
+    import shutil
+
+    run_dir = Path(run_dir)
+    state = read_json(run_dir / "state.json") if (run_dir / "state.json").is_file() else {}
+    if state.get("status") != "completed":
+        raise ConfigError(f"{run_dir}: the run is not completed (status {state.get('status')!r}); finish it first.")
+    out = Path(out)
+    model = keras.saving.load_model(run_dir / "best.keras", compile=False)
+    ckpt = out / "checkpoints" / f"{name}.keras"
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    _save_keras_atomic(model, ckpt)
+    dest = out / "runs" / (run_name or name)
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in ("config.json", "history.csv", "metrics.json", "environment.json", "state.json"):
+        if (run_dir / f).is_file():
+            shutil.copy2(run_dir / f, dest / f)
+    if (run_dir / "figures").is_dir():
+        shutil.copytree(run_dir / "figures", dest / "figures", dirs_exist_ok=True)
+    return {"checkpoint": str(ckpt), "run_dir": str(dest), "bytes": ckpt.stat().st_size}
+
+
 # ------------------------------------------------------------------------------------------------
 # LR range test
 # ------------------------------------------------------------------------------------------------
@@ -715,6 +747,12 @@ def _cmd_lr_find(args) -> int:
     return 0
 
 
+def _cmd_publish(args) -> int:
+    info = publish_run(args.run_dir, args.name, args.out, args.run_name)
+    print(f"{info['checkpoint']} ({info['bytes'] / 1e6:.2f} MB) and run files in {info['run_dir']}")
+    return 0
+
+
 def register_commands(sub):
     p = sub.add_parser("train", help="train a CNN from scratch (resumes an unfinished run directory)")
     p.add_argument("--config", help="JSON file with TrainConfig keys; flags override it")
@@ -731,6 +769,13 @@ def register_commands(sub):
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("publish", help="copy a finished run's best checkpoint and small files into artifacts/")
+    p.add_argument("run_dir")
+    p.add_argument("--name", required=True, help="checkpoint name, e.g. scratch_resnet9")
+    p.add_argument("--run-name", help="folder under OUT/runs/ for the run files (default: --name)")
+    p.add_argument("--out", default="artifacts")
+    p.set_defaults(func=_cmd_publish)
 
     p = sub.add_parser("lr-find", help="LR range test: plot and suggested learning rate")
     p.add_argument("--config", help="JSON file with TrainConfig keys")

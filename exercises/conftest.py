@@ -39,7 +39,11 @@ class ExerciseTimeout(BaseException):
 
 
 class SubmissionImportError(Exception):
-    """An exercise module is missing or raised while being imported."""
+    """An exercise module raised while being imported."""
+
+
+class SubmissionMissing(SubmissionImportError):
+    """An exercise module is not in the graded folder."""
 
 
 # --------------------------------------------------------------------------------------------- options
@@ -80,7 +84,7 @@ def load_submission(name: str, folder: Path):
     """Import ``folder/name.py`` as a fresh module; one-line :class:`SubmissionImportError` if that fails."""
     path = folder / f"{name}.py"
     if not path.is_file():
-        raise SubmissionImportError(f"{path} not found: the graded module {name}.py is missing from {folder}.")
+        raise SubmissionMissing(f"{name}.py not found in {folder}.")
     module_name = f"_graded_{name}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
@@ -180,6 +184,9 @@ def pytest_runtest_makereport(item, call):
     if exc.errisinstance(NotImplementedError):
         report.exercise_reason = "not implemented"
         report.longrepr = f"{_stub_location(exc)} is not implemented yet: {exc.value}"
+    elif exc.errisinstance(SubmissionMissing):
+        report.exercise_reason = "missing file"
+        report.longrepr = str(exc.value)
     elif exc.errisinstance(SubmissionImportError):
         report.exercise_reason = "import error"
         report.longrepr = str(exc.value)
@@ -199,6 +206,7 @@ class Scoreboard:
         self.started = time.time()
         self.complete = False
 
+    @pytest.hookimpl(trylast=True)  # after -k / -m deselection
     def pytest_collection_modifyitems(self, session, config, items):
         for item in items:
             marker = item.get_closest_marker("points")
@@ -211,6 +219,10 @@ class Scoreboard:
                 "outcome": "not run",
                 "reason": "",
             }
+
+    def pytest_deselected(self, items):
+        for item in items:
+            self.tests.pop(item.nodeid, None)
 
     def pytest_runtest_logreport(self, report):
         test = self.tests.get(report.nodeid)
@@ -278,7 +290,7 @@ class Scoreboard:
         s = self.summary()
         tr = terminalreporter
         tr.write_sep("=", f"exercise scores ({s['submission']})")
-        tr.write_line(f"{'exercise':<32}{'points':>14}   {'tests passed':<14}notes")
+        tr.write_line(f"{'exercise':<32}{'points':^14}   {'tests passed':<14}notes")
         for name, row in s["exercises"].items():
             tests = f"{row['passed']}/{row['passed'] + row['failed'] + row['not_run']}"
             notes = ", ".join(row["reasons"])

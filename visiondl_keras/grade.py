@@ -224,7 +224,7 @@ def grade_submission(
         The ``grades.json`` content (``total``, ``max``, ``exercises``, ``tests``) plus ``status``
         (``ok``, ``timeout`` or ``crashed``), ``returncode`` and ``output`` (the last lines of pytest's output).
     """
-    tests_dir = Path(tests_dir) if tests_dir else default_tests_dir()
+    tests_dir = Path(tests_dir).resolve() if tests_dir else default_tests_dir()
     targets = [str(tests_dir / name) for name in select] if select else [str(tests_dir)]
     with tempfile.TemporaryDirectory(prefix="visiondl-grade-") as tmp:
         grades_path = Path(tmp) / "grades.json"
@@ -264,7 +264,9 @@ def _notes(grades: dict) -> str:
         notes.append(f"pytest crashed (exit status {grades['returncode']})")
     for name, row in grades.get("exercises", {}).items():
         reasons = [r for r in row.get("reasons", []) if r != "not implemented"]
-        if reasons:
+        if reasons == ["missing file"]:
+            notes.append(f"{name}: file missing")
+        elif reasons:
             messages = {t.get("message", "") for t in grades.get("tests", []) if t["exercise"] == name and t.get("reason") in reasons}
             detail = next((m for m in sorted(messages) if m), "")
             notes.append(f"{name}: {', '.join(reasons)}" + (f" ({detail})" if detail else ""))
@@ -286,7 +288,7 @@ def grade_class(
     submissions_dir = Path(submissions_dir)
     if not submissions_dir.is_dir():
         raise ConfigError(f"{submissions_dir}: not a folder; pass the folder that holds one folder or .zip per student.")
-    tests_dir = Path(tests_dir) if tests_dir else default_tests_dir()
+    tests_dir = Path(tests_dir).resolve() if tests_dir else default_tests_dir()
     names = sorted(p.stem for p in tests_dir.glob("test_ex*.py"))
     exercises = [n[len("test_") :] for n in names]
     entries = sorted(p for p in submissions_dir.iterdir() if not p.name.startswith(".") and (p.is_dir() or p.suffix == ".zip"))

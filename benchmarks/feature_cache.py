@@ -1,0 +1,110 @@
+"""Per-epoch speed-up of training the head on cached features vs end-to-end with a frozen backbone.
+
+Both train the same head on the same images (no augmentation): end-to-end runs the frozen backbone
+on every batch of every epoch; the cached variant runs it once (feature extraction) and then trains
+the head on the stored features. The script measures, in one process on the same machine:
+
+* seconds per end-to-end epoch (the last of ``--epochs``, so graph tracing is excluded),
+* seconds of the one-off feature extraction (cache disabled, so it is really computed),
+* seconds per head epoch on the features (the last epoch),
+
+and reports the per-epoch speed-up, the break-even number of epochs, and the speed-up over 10 epochs
+including the extraction. It prints a table and writes ``artifacts/metrics/feature_cache_benchmark.json``.
+
+Usage:
+    nice -n 15 python benchmarks/feature_cache.py --data ../shared/data/cifar10-jpeg.tar.gz --n 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _epoch_times(model, x, y, epochs, batch_size):
+    import keras
+
+    from visiondl_keras.models.transfer import fit_transfer
+
+    times = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t)
+
+    fit_transfer(model, x, y, epochs=epochs, batch_size=batch_size, callbacks=[Clock()], verbose=0)
+    return times
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=None, help="CIFAR-10 source (default: see load_cifar10)")
+    parser.add_argument("--backbones", default="mobilenet_v2:0.35,mobilenet:0.25")
+    parser.add_argument("--input-size", type=int, default=96)
+    parser.add_argument("--n", type=int, default=2000, help="training images (stratified subset)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs timed per variant (the last one counts)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--out", default="artifacts/metrics/feature_cache_benchmark.json")
+    args = parser.parse_args(argv)
+
+    from visiondl_keras.artifacts import write_json
+    from visiondl_keras.data import load_cifar10, train_val_split
+    from visiondl_keras.features import extract_features
+    from visiondl_keras.models.transfer import build_transfer_model, head_model
+    from visiondl_keras.reproducibility import environment_info, set_seed
+    from visiondl_keras.transfer_compare import parse_backbones
+
+    set_seed(0)
+    ds = load_cifar10(args.data, progress=False)
+    splits = train_val_split(ds, val_size=0, limit=args.n, seed=0)
+    x, y = splits.x_train, splits.y_train
+    rows = []
+    for backbone, alpha in parse_backbones(args.backbones):
+        model = build_transfer_model(backbone, "frozen", input_size=args.input_size, alpha=alpha, dropout=0.0)
+        e2e = _epoch_times(model, x, y, args.epochs, args.batch_size)
+        start = time.perf_counter()
+        feats = extract_features(model, x, cache=False, progress=False)
+        extraction = time.perf_counter() - start
+        head = _epoch_times(head_model(model), feats, y, args.epochs, args.batch_size)
+        e2e_epoch, head_epoch = e2e[-1], head[-1]
+        rows.append(
+            {
+                "model": model.name,
+                "images": int(len(x)),
+                "end_to_end_epoch_s": round(e2e_epoch, 3),
+                "extraction_s": round(extraction, 3),
+                "head_epoch_s": round(head_epoch, 4),
+                "per_epoch_speedup": round(e2e_epoch / head_epoch, 1),
+                "break_even_epochs": round(extraction / max(e2e_epoch - head_epoch, 1e-9), 2),
+                "speedup_over_10_epochs": round(10 * e2e_epoch / (extraction + 10 * head_epoch), 2),
+                "end_to_end_images_per_s": round(len(x) / e2e_epoch, 1),
+                "extraction_images_per_s": round(len(x) / extraction, 1),
+            }
+        )
+    header = ["model", "images", "end_to_end_epoch_s", "extraction_s", "head_epoch_s", "per_epoch_speedup",
+              "break_even_epochs", "speedup_over_10_epochs"]
+    print(" | ".join(header))
+    for r in rows:
+        print(" | ".join(str(r[h]) for h in header))
+    write_json(args.out, {
+        "benchmark": "feature_cache",
+        "description": __doc__.split("\n\n")[0],
+        "settings": {"input_size": args.input_size, "n": args.n, "epochs_timed": args.epochs, "batch_size": args.batch_size,
+                     "data": splits.source, "fingerprint": splits.fingerprint},
+        "note": "2-core CPU shared with other jobs at the time; absolute seconds vary with load, ratios less so.",
+        "rows": rows,
+        "environment": environment_info(),
+    })
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

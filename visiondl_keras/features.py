@@ -1,0 +1,174 @@
+"""Frozen-backbone features, computed once and cached on disk.
+
+With the ``frozen`` strategy the backbone never changes, so running it every epoch is wasted work:
+:func:`extract_features` runs a transfer model's :func:`~visiondl_keras.models.transfer.feature_extractor`
+(resize, preprocessing, backbone, global pooling) once over the images and stores the pooled
+features; the head then trains on them in seconds per epoch
+(:func:`~visiondl_keras.models.transfer.head_model` shares its layers with the full model, so the
+trained head is already in place there). Without augmentation this gives the same head as
+end-to-end training with a frozen backbone (tested).
+
+The cache lives in ``cache_dir()/features/<key>/`` (``$VISIONDL_CACHE``, default
+``~/.cache/visiondl_keras``; never in the repository). The key is a hash of
+
+* the model name (backbone, alpha and input size, e.g. ``mobilenet_v2_a0.35_96px``) and the input size,
+* a fingerprint of the extractor's weights (ImageNet file, random init or fine-tuned: whatever the
+  values are, moving BatchNorm statistics included),
+* the data fingerprint (sha256 of the image array, or one the caller passes),
+* whether the images were flipped horizontally (a cheap augmentation for head training).
+
+Each entry holds ``features.npy`` (float32, N x D) and ``meta.json`` (the readable key fields, the
+extraction time and image count); the meta file is written last, so a half-written entry is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import read_json, write_json
+from .data import cache_dir, fingerprint_arrays
+from .errors import ConfigError
+from .models.transfer import feature_extractor, get_backbone
+
+_FEATURE_CACHE_VERSION = 1
+
+
+def feature_cache_root() -> Path:
+    """The folder holding every cached feature set (``cache_dir() / "features"``)."""
+    return cache_dir() / "features"
+
+
+def weights_fingerprint(model) -> str:
+    """sha256 over the names, shapes and values of a model's weights (trainable or not)."""
+    import keras
+
+    h = hashlib.sha256()
+    for w in model.weights:
+        arr = np.ascontiguousarray(keras.ops.convert_to_numpy(w))
+        h.update(f"{w.path}|{arr.dtype.str}|{arr.shape}".encode())
+        h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()
+
+
+def _extractor(model):
+    """The feature extractor of a transfer model, or the model itself when it is one."""
+    get_backbone(model)  # a clear error for models that are not transfer models
+    return model if model.layers[-1].name == "pool" else feature_extractor(model)
+
+
+def feature_cache_key(model, data_fingerprint: str, flip: bool = False) -> tuple[str, dict]:
+    """The cache key of the features of ``model`` on the data with ``data_fingerprint``.
+
+    Args:
+        model: a transfer model or its feature extractor.
+        data_fingerprint: identifies the exact images (e.g. :func:`visiondl_keras.data.fingerprint_arrays`).
+        flip: features of horizontally flipped images.
+
+    Returns:
+        ``(key, fields)``: a 24-hex-digit key and the readable fields it hashes.
+    """
+    ext = _extractor(model)
+    fields = {
+        "version": _FEATURE_CACHE_VERSION,
+        "model": ext.name.removesuffix("_features"),
+        "input_size": int(ext.get_layer("resize").output.shape[1]),
+        "weights_fingerprint": weights_fingerprint(ext),
+        "data_fingerprint": str(data_fingerprint),
+        "flip": bool(flip),
+        "feature_dim": int(ext.outputs[0].shape[-1]),
+    }
+    key = hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:24]
+    return key, fields
+
+
+def _load_entry(folder: Path, n: int, dim: int) -> tuple[np.ndarray, dict] | None:
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = read_json(meta_path)
+        feats = np.load(folder / "features.npy", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if feats.shape != (n, dim) or feats.dtype != np.float32:
+        return None
+    return feats, meta
+
+
+def extract_features(
+    model,
+    x: np.ndarray,
+    batch_size: int = 256,
+    cache: bool = True,
+    fingerprint: str | None = None,
+    flip: bool = False,
+    progress: bool = True,
+    return_info: bool = False,
+):
+    """Pooled backbone features of raw 32x32 images, from the on-disk cache when possible.
+
+    Args:
+        model: a transfer model (its frozen part is used) or its feature extractor.
+        x: uint8 (or 0-255 float) images, shape (N, 32, 32, 3).
+        batch_size: images per forward pass.
+        cache: read and write the cache (False: always compute, write nothing).
+        fingerprint: identifies ``x``; default: sha256 of the array (well under a second for 50k images).
+        flip: compute the features of the horizontally flipped images instead.
+        progress: Keras progress bar while computing.
+        return_info: also return a dict: ``key``, ``cache_hit``, ``seconds`` (extraction time, the
+            original one on a cache hit), ``path`` and the key fields.
+
+    Returns:
+        float32 array (N, D), or ``(features, info)`` with ``return_info``.
+
+    Example:
+        >>> model = build_transfer_model("mobilenet_v2", "frozen", input_size=96)  # doctest: +SKIP
+        >>> f_train = extract_features(model, splits.x_train)  # doctest: +SKIP
+        >>> fit_transfer(head_model(model), f_train, splits.y_train, epochs=10)  # doctest: +SKIP
+    """
+    x = np.asarray(x)
+    if x.ndim != 4 or x.shape[1:] != (32, 32, 3):
+        raise ConfigError(f"images must have shape (N, 32, 32, 3), got {x.shape}.")
+    ext = _extractor(model)
+    key, fields = feature_cache_key(ext, fingerprint or fingerprint_arrays(x), flip)
+    folder = feature_cache_root() / key
+    dim = fields["feature_dim"]
+    if cache:
+        hit = _load_entry(folder, len(x), dim)
+        if hit is not None:
+            feats, meta = hit
+            info = {**fields, "key": key, "cache_hit": True, "seconds": float(meta.get("seconds", 0.0)), "path": str(folder)}
+            return (feats, info) if return_info else feats
+    start = time.perf_counter()
+    images = np.ascontiguousarray(x[:, :, ::-1]) if flip else x  # uint8 is fine: the model casts per batch
+    feats = ext.predict(images, batch_size=batch_size, verbose=1 if progress else 0)
+    feats = np.asarray(feats, dtype=np.float32)
+    seconds = time.perf_counter() - start
+    info = {**fields, "key": key, "cache_hit": False, "seconds": seconds, "path": str(folder) if cache else None}
+    if cache:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / ".features.tmp.npy"
+        np.save(tmp, feats, allow_pickle=False)
+        os.replace(tmp, folder / "features.npy")
+        write_json(folder / "meta.json", {**fields, "n": len(x), "seconds": seconds, "created": time.time()})
+    return (feats, info) if return_info else feats
+
+
+def clear_feature_cache() -> int:
+    """Delete every cached feature set; returns how many were removed."""
+    root = feature_cache_root()
+    if not root.is_dir():
+        return 0
+    entries = [p for p in root.iterdir() if p.is_dir()]
+    for p in entries:
+        shutil.rmtree(p, ignore_errors=True)
+    return len(entries)
+
+
+__all__ = ["clear_feature_cache", "extract_features", "feature_cache_key", "feature_cache_root", "weights_fingerprint"]

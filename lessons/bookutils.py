@@ -19,13 +19,15 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
-# Quieter TensorFlow start-up logs in executed lessons (set before Keras is imported).
+# Quieter TensorFlow logs in executed lessons (set before Keras is imported): no C++ info lines, and no
+# "tf.function retracing" warnings when several small models are trained and evaluated in one lesson.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 QUICK: bool = os.environ.get("VISIONDL_QUICK", "1").strip() != "0"
 
@@ -151,7 +153,7 @@ def splits(limit: int | None = 5000, test_limit: int | None = 2000, val_size: in
     return train_val_split(ds, val_size=val_size, seed=seed, limit=full_limit, test_limit=full_test_limit)
 
 
-def lesson_model(quick_epochs: int = 3, limit: int = 4000):
+def lesson_model(quick_epochs: int = 2, limit: int = 3000):
     """The model that lessons 05-09 analyse, and a sentence describing where it comes from.
 
     The shipped reference checkpoint ``artifacts/checkpoints/scratch_resnet9.keras`` when it is in
@@ -172,12 +174,16 @@ def lesson_model(quick_epochs: int = 3, limit: int = 4000):
     note("The reference checkpoint `artifacts/checkpoints/scratch_resnet9.keras` is not committed yet "
          "(produce it with `make reference`). This lesson trains a small stand-in model instead, so its "
          "numbers are far below the reference model's.", "warning")
-    run_dir = Path(tempfile.mkdtemp(prefix="visiondl_lesson_")) / "quick"
+    # Shared by lessons 5-9 (git-ignored): the first lesson that needs it trains it, the others reuse it
+    # (train() returns a completed run with the same configuration as it is).
+    run_dir = ROOT / "runs" / "lessons" / "standin"
     t0 = time.perf_counter()
-    train(quick_config(epochs=quick_epochs, limit=limit, val_size=5000, test_limit=1000), run_dir, progress=False, log=lambda *a: None)
+    metrics = train(quick_config(epochs=quick_epochs, limit=limit, val_size=5000, test_limit=1000), run_dir,
+                    progress=False, log=lambda *a: None)
     model = load_checkpoint(run_dir / "best.keras")
-    desc = (f"a stand-in ResNet-9 (width 16) trained here for {quick_epochs} epochs on {limit:,} images "
-            f"in {time.perf_counter() - t0:.0f} s")
+    desc = (f"a stand-in ResNet-9 (width 16) trained for {quick_epochs} epochs on {limit:,} images "
+            f"({metrics['train_time_s']:.0f} s of training; loaded in {time.perf_counter() - t0:.0f} s), "
+            f"test accuracy {metrics['test_accuracy']:.3f} on {metrics['data']['n_test']:,} test images")
     return model, run_dir / "best.keras", desc
 
 

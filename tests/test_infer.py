@@ -223,7 +223,7 @@ def test_folders_expand_recursively_and_sorted(images):
 def _expected_probs(model, path, temperature):
     from visiondl_keras.calibration import apply_temperature
 
-    logits = np.asarray(model(load_image(path)[None].astype(np.float32)))
+    logits = np.asarray(model.predict_on_batch(load_image(path)[None].astype(np.float32)))
     return apply_temperature(logits, temperature)[0]
 
 

@@ -376,7 +376,7 @@ def _load_keras(path: Path, calibrated: bool) -> Predictor:
     num = int(model.output_shape[-1])
 
     def fn(images):
-        logits = _padded_batches(lambda b: model(b, training=False), images)
+        logits = _padded_batches(model.predict_on_batch, images)
         return apply_temperature(logits, temperature).astype(np.float64) if len(images) else logits
 
     from .data import CLASS_NAMES

@@ -73,7 +73,8 @@ def register_commands(subparsers) -> None:
     p.add_argument("--pgd-steps", type=int, default=10)
     p.add_argument("--gallery-size", type=int, default=24, help="Grad-CAM gallery examples (>= 20 recommended)")
     p.add_argument("--review-size", type=int, default=24, help="highest-loss images in the misclassification review")
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature for probabilities")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="softmax temperature for probabilities (default: the checkpoint's calibration sidecar, else 1)")
     p.add_argument("--skip", type=_name_list, default=[], help=f"comma-separated stages to skip: {', '.join(STAGES)}")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
@@ -102,7 +103,7 @@ def _validate(args) -> None:
         raise ConfigError("--epsilons and --sigmas must be non-negative (0-255 pixel units).")
     if args.gallery_size < 1 or args.review_size < 1 or args.pgd_steps < 1 or args.batch_size < 1:
         raise ConfigError("--gallery-size, --review-size, --pgd-steps and --batch-size must be positive.")
-    if not args.temperature > 0:
+    if args.temperature is not None and not args.temperature > 0:
         raise ConfigError(f"--temperature must be positive, got {args.temperature}.")
 
 
@@ -135,6 +136,8 @@ def run_diagnose(args) -> int:
     source = Path(args.model)
     is_run_dir = source.is_dir()
     model = load_checkpoint(source)
+    if args.temperature is None:
+        args.temperature = _sidecar_temperature(source)
     tag = args.tag if args.tag is not None else ("" if is_run_dir else source.stem)
     out = Path(args.out) if args.out else (source if is_run_dir else Path("diagnostics") / source.stem)
     prefix = f"{tag}_" if tag else ""
@@ -301,7 +304,32 @@ def run_diagnose(args) -> int:
         "keras": env["packages"].get("keras"),
     }
     result["figures"] = [str(p) for p in figures]
-    write_json(json_path, result)
+    write_json(json_path, _json_safe(result))
     log(f"wrote {json_path} and {len(figures)} figures under {fig_dir}")
     return 0
 
+
+def _json_safe(obj):
+    """Replace NaN / infinite floats (e.g. an undefined correlation) by None: strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_safe(obj.tolist())
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
+def _sidecar_temperature(source: Path) -> float:
+    """The fitted temperature stored beside the checkpoint (calibration sidecar), else 1.0."""
+    files = [source / n for n in ("best.keras", "model.keras", "last.keras")] if source.is_dir() else [source]
+    ckpt = next((f for f in files if f.is_file()), None)
+    if ckpt is None:
+        return 1.0
+    try:
+        from .calibration import load_temperature
+    except ImportError:  # calibration module not available
+        return 1.0
+    return float(load_temperature(ckpt))

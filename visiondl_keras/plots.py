@@ -251,8 +251,8 @@ def per_class_figure(report: dict, title: str = "Per-class precision, recall and
 
 def misclassification_gallery(images, items, ncols: int = 8, title: str = "Highest-loss test images"):
     """Gallery of the review items (``diagnostics.misclassification_review``) with their images."""
-    titles = [f"#{it['index']}\nT: {it['true']}\nP: {it['predicted']} {it['confidence']:.2f}" for it in items]
-    fig = image_grid(np.asarray(images), titles=titles, ncols=ncols, scale=1.35, suptitle=title)
+    titles = [f"#{it['index']} T: {it['true']}\nP: {it['predicted']} {it['confidence']:.2f}" for it in items]
+    fig = image_grid(np.asarray(images), titles=titles, ncols=ncols, scale=1.5, suptitle=title)
     for ax, it in zip(fig.axes, items):
         ax.title.set_color("tab:green" if it["true"] == it["predicted"] else "tab:red")
     return fig
@@ -306,8 +306,9 @@ def sanity_check_figure(result: dict, images=None, original_overlays=None, rando
     """Cascading randomisation (Adebayo et al.): mean Spearman per step, and example maps before/after."""
     steps = result["steps"]
     n_ex = 0 if images is None else min(6, len(images))
-    fig = plt.figure(figsize=(9, 3.2 if n_ex == 0 else 5.2))
-    ax = fig.add_subplot(2 if n_ex else 1, 1, 1)
+    fig = plt.figure(figsize=(10, 3.2 if n_ex == 0 else 6.0))
+    outer = fig.add_gridspec(2 if n_ex else 1, 1, height_ratios=[1.5, 1] if n_ex else [1])
+    ax = fig.add_subplot(outer[0])
     xs = np.arange(1, len(steps) + 1)
     ax.plot(xs, [s["mean_spearman"] for s in steps], "o-", label="mean")
     ax.fill_between(xs, [s["min_spearman"] for s in steps], [s["max_spearman"] for s in steps], alpha=0.2, label="min-max")
@@ -320,7 +321,7 @@ def sanity_check_figure(result: dict, images=None, original_overlays=None, rando
     verdict = "passed" if result["passed"] else "FAILED"
     ax.set_title(f"Grad-CAM sanity check ({result['layer']}): {verdict}, mean Spearman {result['mean_spearman']:.2f}")
     if n_ex:
-        gs = fig.add_gridspec(2, 1)[1].subgridspec(1, 3 * n_ex)
+        gs = outer[1].subgridspec(1, 3 * n_ex, wspace=0.08)
         for i in range(n_ex):
             for r, (img, lab) in enumerate(((images[i], "image"), (original_overlays[i], "original"),
                                             (randomized_overlays[i], "randomised"))):

@@ -23,8 +23,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from .artifacts import atomic_write_text, read_json, write_json
 from .calibration import (
     apply_temperature,
@@ -131,12 +129,6 @@ def load_splits(settings: dict, expected_fingerprint: str | None = None, progres
     return train_val_split(ds, settings["val_size"], settings["seed"], settings["limit"], settings["test_limit"])
 
 
-def predict_logits(model, images: np.ndarray, batch_size: int = 500, progress: bool = False) -> np.ndarray:
-    """float64 logits of a Keras logits model on uint8 (or 0-255 float) images."""
-    out = model.predict(np.asarray(images, dtype=np.float32), batch_size=batch_size, verbose="auto" if progress else 0)
-    return np.asarray(out, dtype=np.float64)
-
-
 # --------------------------------------------------------------------------------------------
 # The command
 # --------------------------------------------------------------------------------------------
@@ -177,6 +169,7 @@ def calibrate_checkpoint(checkpoint, run_dir=None, out_dir=None, figures_dir=Non
     Returns:
         The result dict (also written as ``calibration_<name>.json``).
     """
+    from .gradients import predict_logits
     from .models import load_checkpoint
     from .plots import save_figure
 
@@ -186,8 +179,8 @@ def calibrate_checkpoint(checkpoint, run_dir=None, out_dir=None, figures_dir=Non
     settings = split_settings(config, seed, val_size, data)
     splits = load_splits(settings, (metrics.get("data") or {}).get("fingerprint"), progress=progress)
     model = load_checkpoint(checkpoint)
-    val_logits = predict_logits(model, splits.x_val, batch_size, progress)
-    test_logits = predict_logits(model, splits.x_test, batch_size, progress)
+    val_logits = predict_logits(model, splits.x_val, batch_size)
+    test_logits = predict_logits(model, splits.x_test, batch_size)
     temperature = fit_temperature(val_logits, splits.y_val)
 
     result = {"checkpoint": str(checkpoint), "run_dir": str(run_dir) if run_dir else None, "temperature": temperature,

@@ -22,10 +22,8 @@ import sys
 from pathlib import Path
 
 from .artifacts import atomic_write_text, read_json
+from .calibrate import CHECKPOINT_NAMES
 from .errors import ConfigError
-
-CHECKPOINT_NAMES = ("best.keras", "model.keras", "last.keras")
-
 
 # --------------------------------------------------------------------------------------------
 # Gathering the artifacts

@@ -31,11 +31,13 @@ it. ``weights`` may also be a path to an ``.h5``/``.weights.h5`` file, or ``None
 * ``partial``: :func:`freeze_all_but_top` unfreezes the top ``unfreeze`` weighted layers of the
   backbone (an int, or a fraction of them); every BatchNormalization layer stays frozen, i.e. in
   inference mode;
-* ``full``: the whole backbone trains (BatchNormalization gamma/beta included); its moving
-  statistics stay fixed unless the model was built with ``train_batchnorm=True``.
+* ``full``: every backbone layer trains, BatchNormalization included: during training it
+  normalises with batch statistics and updates its moving averages (gamma/beta train too).
 
-The backbone is always called with ``training=False`` (unless ``train_batchnorm=True``), as in the
-keras.io fine-tuning guide: dropout-free, BatchNorm-in-inference-mode features, whatever the strategy.
+BatchNorm's mode follows its ``trainable`` flag alone: a frozen BatchNormalization runs in inference
+mode. Calling the nested backbone with ``training=False`` (the keras.io guide's idiom) would not pin
+it: in Keras 3.15 a functional model passes the outer ``training=True`` of ``fit`` down to nested
+models, overriding the recorded ``False`` (checked in the tests).
 
 **Fine-tuning**: :func:`compile_transfer_model` with a smaller learning rate for the backbone
 (discriminative learning rates, :func:`discriminative_optimizer`), :func:`fit_transfer` (a minimal
@@ -307,7 +309,6 @@ def build_transfer_model(
     dropout: float = 0.2,
     hidden_units: int = 0,
     unfreeze: int | float = DEFAULT_UNFREEZE,
-    train_batchnorm: bool = False,
     download: bool = True,
     name: str | None = None,
 ) -> keras.Model:
@@ -324,9 +325,6 @@ def build_transfer_model(
         hidden_units: when > 0, a ReLU ``Dense`` layer of this width (and dropout) before the logits.
         unfreeze: for ``partial``: how many of the top weighted layers to unfreeze (int), or which
             fraction of them (float in (0, 1]); see :func:`freeze_all_but_top`.
-        train_batchnorm: let the backbone's BatchNorm layers use batch statistics and update their
-            moving averages while training (only meaningful with ``full``). Default False: the
-            backbone always runs in inference mode.
         download: let Keras download missing ImageNet weights.
         name: model name (default ``"<backbone>_a<alpha>_<size>px"``).
 
@@ -349,15 +347,13 @@ def build_transfer_model(
         raise ConfigError(f"dropout must lie in [0, 1), got {dropout!r}.")
     if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
         raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
-    if train_batchnorm and strategy != "full":
-        raise ConfigError("train_batchnorm=True needs strategy='full' (partial keeps BatchNorm in inference mode).")
     alpha = _resolve_alpha(spec, alpha)
     base, source = build_backbone(backbone, input_size, weights, alpha, download=download)
 
     inputs = keras.Input(shape=(32, 32, 3), name="image")
     x = keras.layers.Resizing(input_size, input_size, interpolation="bilinear", name="resize")(inputs)
     x = _preprocess_layer(spec)(x)
-    x = base(x) if train_batchnorm else base(x, training=False)
+    x = base(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     if hidden_units:

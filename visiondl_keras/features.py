@@ -121,8 +121,8 @@ def extract_features(
         fingerprint: identifies ``x``; default: sha256 of the array (well under a second for 50k images).
         flip: compute the features of the horizontally flipped images instead.
         progress: Keras progress bar while computing.
-        return_info: also return a dict: ``key``, ``cache_hit``, ``seconds`` (extraction time, the
-            original one on a cache hit), ``path`` and the key fields.
+        return_info: also return a dict: ``key``, ``cache_hit``, ``seconds`` and ``cpu_seconds``
+            (extraction wall-clock and CPU time, the original ones on a cache hit), ``path`` and the key fields.
 
     Returns:
         float32 array (N, D), or ``(features, info)`` with ``return_info``.
@@ -143,20 +143,23 @@ def extract_features(
         hit = _load_entry(folder, len(x), dim)
         if hit is not None:
             feats, meta = hit
-            info = {**fields, "key": key, "cache_hit": True, "seconds": float(meta.get("seconds", 0.0)), "path": str(folder)}
+            info = {**fields, "key": key, "cache_hit": True, "seconds": float(meta.get("seconds", 0.0)),
+                    "cpu_seconds": float(meta.get("cpu_seconds", 0.0)), "path": str(folder)}
             return (feats, info) if return_info else feats
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     images = np.ascontiguousarray(x[:, :, ::-1]) if flip else x  # uint8 is fine: the model casts per batch
     feats = ext.predict(images, batch_size=batch_size, verbose=1 if progress else 0)
     feats = np.asarray(feats, dtype=np.float32)
-    seconds = time.perf_counter() - start
-    info = {**fields, "key": key, "cache_hit": False, "seconds": seconds, "path": str(folder) if cache else None}
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
+    info = {**fields, "key": key, "cache_hit": False, "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "path": str(folder) if cache else None}
     if cache:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / ".features.tmp.npy"
         np.save(tmp, feats, allow_pickle=False)
         os.replace(tmp, folder / "features.npy")
-        write_json(folder / "meta.json", {**fields, "n": len(x), "seconds": seconds, "created": time.time()})
+        write_json(folder / "meta.json", {**fields, "n": len(x), "seconds": seconds, "cpu_seconds": cpu_seconds,
+                                          "created": time.time()})
     return (feats, info) if return_info else feats
 
 

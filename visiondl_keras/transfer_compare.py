@@ -69,7 +69,8 @@ def _features(model, splits, cache, progress):
 
     f_train, i_train = extract_features(model, splits.x_train, cache=cache, progress=progress, return_info=True)
     f_val, i_val = extract_features(model, splits.x_val, cache=cache, progress=progress, return_info=True)
-    return f_train, f_val, i_train["seconds"] + i_val["seconds"], i_train["cache_hit"] and i_val["cache_hit"]
+    seconds = (i_train["seconds"] + i_val["seconds"], i_train["cpu_seconds"] + i_val["cpu_seconds"])
+    return f_train, f_val, seconds, i_train["cache_hit"] and i_val["cache_hit"]
 
 
 def run_strategy(splits, backbone: str, alpha, strategy: str, cfg: dict, progress: bool = True) -> dict:
@@ -93,12 +94,12 @@ def run_strategy(splits, backbone: str, alpha, strategy: str, cfg: dict, progres
     )
     verbose = "auto" if progress else 0
     row = {"backbone": backbone, "alpha": alpha, "strategy": strategy, "model": model.name}
-    feature_seconds, cache_hit = 0.0, None
+    (feature_seconds, feature_cpu), cache_hit = (0.0, 0.0), None
     if strategy in ("frozen", "two_stage"):
-        f_train, f_val, feature_seconds, cache_hit = _features(model, splits, cfg["cache"], progress)
-    start = time.perf_counter()
+        f_train, f_val, (feature_seconds, feature_cpu), cache_hit = _features(model, splits, cfg["cache"], progress)
+    start, start_cpu = time.perf_counter(), time.process_time()
     if strategy == "frozen":
-        clock = EpochClock(start - feature_seconds)
+        clock = EpochClock(start - feature_seconds, start_cpu=start_cpu - feature_cpu)
         fit_transfer(head_model(model), f_train, splits.y_train, (f_val, splits.y_val), cfg["epochs"],
                      cfg["batch_size"], cfg["lr"], seed=cfg["seed"], callbacks=[clock], verbose=verbose)
         history = clock.rows
@@ -111,8 +112,9 @@ def run_strategy(splits, backbone: str, alpha, strategy: str, cfg: dict, progres
         )
         for r in history:
             r["time_s"] += feature_seconds
+            r["cpu_s"] += feature_cpu
     else:
-        clock = EpochClock(start)
+        clock = EpochClock(start, start_cpu=start_cpu)
         fit_transfer(model, splits.x_train, splits.y_train, (splits.x_val, splits.y_val), cfg["epochs"],
                      cfg["batch_size"], cfg["lr"], cfg["backbone_lr_multiplier"], seed=cfg["seed"],
                      callbacks=[clock], verbose=verbose)
@@ -128,11 +130,13 @@ def run_strategy(splits, backbone: str, alpha, strategy: str, cfg: dict, progres
             "params": int(model.count_params()),
             "trainable_params": int(trainable),
             "feature_seconds": round(feature_seconds, 2),
+            "feature_cpu_seconds": round(feature_cpu, 2),
             "feature_cache_hit": cache_hit,
             "epochs": len(history),
             "best_val_accuracy": max(accs) if accs else None,
             "final_val_accuracy": accs[-1] if accs else None,
             "total_seconds": round(total, 2),
+            "total_cpu_seconds": round(history[-1]["cpu_s"], 2) if history else 0.0,
             "seconds_per_epoch": round((total - feature_seconds) / max(1, len(history)), 2),
             "time_to": time_to_targets(history, cfg["targets"]),
             "test_accuracy": float(test_acc),
@@ -233,18 +237,20 @@ def markdown_table(result: dict) -> str:
         f"(backbone x{b['backbone_lr_multiplier']:g} for partial/full/two-stage), input {b['input_size']} px, "
         f"partial unfreezes {b['unfreeze']} of the weighted backbone layers (BatchNorm frozen), "
         f"two-stage = {b['warmup_epochs']} warm-up epoch(s) on cached features + partial, no augmentation, seed {b['seed']}.",
-        f"Wall-clock includes validation and, for frozen/two-stage, the one-off feature extraction. "
+        f"Wall-clock (and this process's CPU seconds, all threads) include validation and, for frozen/two-stage, "
+        f"the one-off feature extraction. "
         f"Machine: {result.get('machine', 'see environment')}.",
         "",
-        "| model | strategy | trainable params | best val acc | final val acc | test acc | s/epoch | total s | "
+        "| model | strategy | trainable params | best val acc | final val acc | test acc | s/epoch | total s | CPU s | "
         + " | ".join(f"time to {t}" for t in targets)
         + " |",
-        "|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(targets),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(targets),
     ]
     for r in result["runs"]:
         lines.append(
             f"| {r['model']} | {r['strategy']} | {r['trainable_params']:,} | {r['best_val_accuracy']:.3f} | "
             f"{r['final_val_accuracy']:.3f} | {r['test_accuracy']:.3f} | {r['seconds_per_epoch']:.1f} | {r['total_seconds']:.0f} | "
+            f"{r.get('total_cpu_seconds', float('nan')):.0f} | "
             + " | ".join(_fmt_time(r["time_to"][t]) for t in targets)
             + " |"
         )

@@ -694,22 +694,30 @@ class ArrayBatches(keras.utils.PyDataset):
 
 
 class EpochClock(keras.callbacks.Callback):
-    """Records cumulative wall-clock seconds and the logs at each epoch end.
+    """Records cumulative wall-clock and CPU seconds and the logs at each epoch end.
 
     Attributes:
         rows: one dict per epoch: ``epoch`` (1-based, continuing from ``start_epoch``), ``time_s``
-            (seconds since ``start_time``), and every metric Keras logged (``val_accuracy``, ...).
+            (wall-clock seconds since ``start_time``), ``cpu_s`` (this process's CPU seconds, all
+            threads, since ``start_cpu``: less sensitive to other jobs on a shared machine), and every
+            metric Keras logged (``val_accuracy``, ...).
     """
 
-    def __init__(self, start_time: float | None = None, start_epoch: int = 0, stage: str | None = None):
+    def __init__(self, start_time: float | None = None, start_epoch: int = 0, stage: str | None = None,
+                 start_cpu: float | None = None):
         super().__init__()
         self.start_time = time.perf_counter() if start_time is None else start_time
+        self.start_cpu = time.process_time() if start_cpu is None else start_cpu
         self.start_epoch = start_epoch
         self.stage = stage
         self.rows: list[dict] = []
 
     def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": self.start_epoch + epoch + 1, "time_s": time.perf_counter() - self.start_time}
+        row = {
+            "epoch": self.start_epoch + epoch + 1,
+            "time_s": time.perf_counter() - self.start_time,
+            "cpu_s": time.process_time() - self.start_cpu,
+        }
         if self.stage:
             row["stage"] = self.stage
         row.update({k: float(v) for k, v in (logs or {}).items()})
@@ -827,11 +835,11 @@ def two_stage_fine_tune(
         One row per epoch (see :class:`EpochClock`), with a ``stage`` column (``warmup``/``finetune``).
     """
     callbacks = list(callbacks or [])
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     rows = []
     if warmup_epochs:
         apply_strategy(model, "frozen")
-        clock = EpochClock(start, 0, "warmup")
+        clock = EpochClock(start, 0, "warmup", start_cpu)
         if warmup_features is not None:
             f_train, f_val = warmup_features
             val = None if validation_data is None or f_val is None else (f_val, validation_data[1])
@@ -843,7 +851,7 @@ def two_stage_fine_tune(
         rows += clock.rows
     if finetune_epochs:
         apply_strategy(model, "partial", unfreeze=unfreeze)
-        clock = EpochClock(start, warmup_epochs, "finetune")
+        clock = EpochClock(start, warmup_epochs, "finetune", start_cpu)
         fit_transfer(model, x, y, validation_data, finetune_epochs, batch_size, finetune_lr,
                      backbone_lr_multiplier, flip=flip, seed=seed + 1, callbacks=[clock, *callbacks], verbose=verbose)
         rows += clock.rows

@@ -110,6 +110,9 @@ def test_export_command_uses_the_sidecar(tiny, capsys):
     assert "--quantization applies to TFLite" in capsys.readouterr().err
     assert main(["export", str(tiny["root"] / "missing.keras"), "--out", str(out)]) == 1
     assert "no such checkpoint" in capsys.readouterr().err
+    # int8 needs training images: without a run (config.json) or --seed/--val-size it is a one-line error
+    assert main(["export", str(ckpt), "--quantization", "int8", "--out", str(out)]) == 1
+    assert "--run-dir" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -379,6 +379,20 @@ def test_gradcam_overlays(models, images, tmp_path, capsys):
     assert "--gradcam needs a .keras checkpoint" in capsys.readouterr().err
 
 
+def test_gradcam_failure_is_one_line(images, tmp_path, capsys):
+    pytest.importorskip("visiondl_keras.gradcam")
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    dense = keras.Model(inputs, keras.layers.Dense(10, name="logits")(keras.layers.Flatten()(inputs)))
+    dense.save(tmp_path / "dense.keras")
+    img = str(images["good"] / "a_rgb32.png")
+    assert main([img, "--model", str(tmp_path / "dense.keras"), "--gradcam", str(tmp_path / "cams")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith(img + ": ")
+    assert captured.err.startswith("error: --gradcam: ") and captured.err.count("\n") == 1
+
+
 # --------------------------------------------------------------------------------------------
 # The command, as users run it
 # --------------------------------------------------------------------------------------------

@@ -273,11 +273,18 @@ def _run(args) -> int:
         warnings.warn(f"{checkpoint} has no calibration sidecar; exporting with temperature 1.0 "
                       "(run `python -m visiondl_keras calibrate` first).", stacklevel=1)
     log(f"{checkpoint}: temperature {temperature:.4f}")
-    needs_int8 = args.quantization == "int8" or args.format == "all"
     rep = None
-    if needs_int8:
-        settings = split_settings(read_run_file(run_dir, "config.json"), args.seed, args.val_size, args.data)
-        rep = representative_from_run(settings, args.representative, progress=not args.quiet)
+    if args.quantization == "int8" or args.format == "all":
+        try:
+            settings = split_settings(read_run_file(run_dir, "config.json"), args.seed, args.val_size, args.data)
+        except ConfigError:
+            if args.format != "all":
+                raise
+            settings = None
+            log("no training run found (pass --run-dir, or --seed and --val-size): int8 is skipped, it needs "
+                "representative images from the training split")
+        if settings is not None:
+            rep = representative_from_run(settings, args.representative, progress=not args.quiet)
     out = Path(args.out)
     if args.format == "all":
         export_all(model, out, temperature, rep, source=str(checkpoint), log=log)

@@ -519,9 +519,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     results = classify(args.paths, predictor, args.top_k)
-    if args.gradcam is not None:
-        _gradcam_overlays(results, predictor, Path(args.gradcam))
     failed = 0
+    if args.gradcam is not None:
+        from .errors import VisionDLError
+
+        try:
+            _gradcam_overlays(results, predictor, Path(args.gradcam))
+        except (VisionDLError, OSError) as exc:
+            print(f"error: --gradcam: {exc}", file=sys.stderr)
+            failed += 1
     for r in results:
         if r["error"] is not None:
             failed += 1

@@ -279,7 +279,9 @@ def _tflite_interpreter(path: Path):
                              "or TensorFlow") from exc
         Interpreter = tf.lite.Interpreter
     try:
-        with _quiet_stderr():  # LiteRT logs "INFO: Created TensorFlow Lite XNNPACK delegate" on fd 2
+        # LiteRT logs "INFO: Created TensorFlow Lite XNNPACK delegate" on fd 2; tf.lite warns that it is deprecated
+        with _quiet_stderr(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             interpreter = Interpreter(model_path=str(path))
             interpreter.allocate_tensors()
     except Exception as exc:

@@ -284,9 +284,14 @@ class Scoreboard:
         if self.tests:
             self.write()
 
+    @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: the table comes after the failure summary
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
-        if not self.tests:
-            return
+        result = yield
+        if self.tests:
+            self._print_table(terminalreporter)
+        return result
+
+    def _print_table(self, terminalreporter):
         s = self.summary()
         tr = terminalreporter
         tr.write_sep("=", f"exercise scores ({s['submission']})")

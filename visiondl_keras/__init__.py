@@ -5,7 +5,15 @@ helpers. Import submodules (``visiondl_keras.train``, ``visiondl_keras.calibrati
 for the rest.
 """
 
-from .data import CLASS_NAMES, Dataset, Splits, channel_stats, load_cifar10, stratified_subset, train_val_split
+from .data import (
+    CLASS_NAMES,
+    Dataset,
+    Splits,
+    channel_stats,
+    load_cifar10,
+    stratified_subset,
+    train_val_split,
+)
 from .errors import ConfigError, DataError, ModelError, VisionDLError
 from .reproducibility import environment_info, set_seed
 

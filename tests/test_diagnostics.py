@@ -145,7 +145,7 @@ def test_diagnose_command_writes_everything(tiny_setup, monkeypatch, capsys):
     out = root / "out"
     argv = ["diagnose", str(ckpt), "--data", str(root / "tree"), "--out", str(out), "--quiet", "--severities", "1",
             "--corruptions", "contrast,fog", "--epsilons", "0,2", "--sigmas", "0,8", "--pgd-steps", "2",
-            "--gallery-size", "6", "--review-size", "5", "--limit", "30"]
+            "--gallery-size", "6", "--review-size", "5", "--limit", "30", "--attack-limit", "20"]
     assert main(argv) == 0
     res = json.loads((out / "metrics" / "diagnostics_tiny.json").read_text())
     assert res["data"]["num_images"] == 30 and res["data"]["subset"]
@@ -154,6 +154,7 @@ def test_diagnose_command_writes_everything(tiny_setup, monkeypatch, capsys):
     assert len(res["gradcam"]["gallery_indices"]) == 6 and "sanity_check" in res["gradcam"]
     assert res["attacks"]["epsilons"] == [0.0, 2.0] and "checks" in res["attacks"]
     assert res["noise"]["accuracy"][0] == pytest.approx(res["accuracy"])
+    assert res["attacks"]["num_images"] == 20
     assert set(res["corruptions"]["accuracy"]) == {"contrast", "fog"}
     assert set(res["timings_s"]) >= {"gradcam", "attacks", "corruptions", "total"}
     for sub, names in (("diagnostics", ("confusion", "per_class", "misclassified")), ("gradcam", ("gallery", "sanity_check")),

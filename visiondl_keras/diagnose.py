@@ -13,8 +13,9 @@ for a checkpoint file):
 
 ``TAG`` defaults to the checkpoint's file name (``scratch_resnet9`` for
 ``artifacts/checkpoints/scratch_resnet9.keras``) and is empty for a run directory.
-``--limit N`` evaluates a stratified subset of N test images (quick runs); ``--skip`` leaves
-out stages; ``--quiet`` hides the progress bars.
+``--limit N`` evaluates a stratified subset of N test images (quick runs); ``--noise-limit``,
+``--attack-limit`` and ``--corruption-limit`` take smaller stratified subsets of those for the
+expensive stages; ``--skip`` leaves out stages; ``--quiet`` hides the progress bars.
 
 Example:
     python -m visiondl_keras diagnose artifacts/checkpoints/scratch_resnet9.keras --out artifacts
@@ -64,6 +65,7 @@ def register_commands(subparsers) -> None:
     p.add_argument("--out", default=None, help="output folder (default: the run directory, or ./diagnostics/NAME)")
     p.add_argument("--tag", default=None, help="file-name prefix (default: the checkpoint's name; none for a run directory)")
     p.add_argument("--limit", type=int, default=None, help="evaluate a stratified subset of N test images")
+    p.add_argument("--noise-limit", type=int, default=None, help="run the noise sweep on a stratified subset of N of them")
     p.add_argument("--attack-limit", type=int, default=None, help="run FGSM/PGD on a stratified subset of N of them")
     p.add_argument("--corruption-limit", type=int, default=None, help="run the corruption benchmark on N of them")
     p.add_argument("--corruptions", type=_name_list, default=None, help="comma-separated subset of the 15 corruptions")
@@ -87,7 +89,7 @@ def _validate(args) -> None:
     unknown = [s for s in args.skip if s not in STAGES]
     if unknown:
         raise ConfigError(f"--skip: unknown stage(s) {unknown}; choose from {', '.join(STAGES)}.")
-    for name in ("limit", "attack_limit", "corruption_limit"):
+    for name in ("limit", "noise_limit", "attack_limit", "corruption_limit"):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be a positive number of images, got {v}.")
@@ -257,8 +259,9 @@ def run_diagnose(args) -> int:
     if "noise" in stages:
         t = time.perf_counter()
         bar.set_postfix_str("noise")
-        noise = noise_sweep(model, x, y, sigmas=args.sigmas, seed=args.seed, batch_size=args.batch_size)
-        noise["num_images"] = int(len(y))
+        n_idx = _subset(y, args.noise_limit, args.seed)
+        noise = noise_sweep(model, x[n_idx], y[n_idx], sigmas=args.sigmas, seed=args.seed, batch_size=args.batch_size)
+        noise["num_images"] = int(len(n_idx))
         noise["sigma_units"] = "0-255 pixel units (8.0 = 8/255)"
         result["noise"] = noise
         timings["noise"] = time.perf_counter() - t

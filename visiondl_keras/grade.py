@@ -303,11 +303,9 @@ def grade_class(
                 if entry.suffix == ".zip":
                     folder = Path(tmp)
                     _safe_extract(entry, folder)
-                found = find_submission(folder)
+                found, problem = find_submission(folder), f"no exNN_*.py modules found in {entry.name}"
             except (OSError, zipfile.BadZipFile, VisionDLError) as exc:
                 found, problem = None, f"cannot read the submission: {exc}"
-            else:
-                problem = f"no exNN_*.py modules found in {entry.name}"
             if found is None:
                 grades = {"status": "missing", "total": 0.0, "max": 0.0, "exercises": {}, "tests": [], "returncode": None}
                 note = problem
@@ -322,7 +320,7 @@ def grade_class(
         row["notes"] = note
         if not quiet:
             print(f"{student:<24} {row['total']:>6} / {row['max']:<6} {row['status']:<8} {note}", flush=True)
-        return row, {"student": student, **{k: v for k, v in grades.items() if k != "output"}, "output": grades.get("output", "")}
+        return row, {"student": student, "output": "", **grades}
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(pool.map(grade_one, entries))

@@ -28,6 +28,13 @@ from pathlib import Path
 # "tf.function retracing" warnings when several small models are trained and evaluated in one lesson.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
+if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+    try:  # TensorFlow resets its logger's level on import; set it again afterwards
+        import tensorflow as _tf
+
+        _tf.get_logger().setLevel(logging.ERROR)
+    except ImportError:
+        pass
 
 QUICK: bool = os.environ.get("VISIONDL_QUICK", "1").strip() != "0"
 
@@ -129,7 +136,10 @@ def measured_on(metrics: dict | None) -> str:
     if not metrics:
         return ""
     data = metrics.get("data") or {}
-    desc = data.get("description", "an unrecorded data source")
+    source = str(data.get("source", ""))
+    desc = data.get("description") or (
+        "the JPEG q75 mirror of CIFAR-10 (not bit-identical to the official release)" if "jpeg" in source.lower()
+        else f"CIFAR-10 ({source or 'source not recorded'})")
     parts = [f"Measured on {desc}"]
     if data.get("n_test"):
         parts.append(f"{data['n_test']:,} test images")

@@ -186,6 +186,17 @@ class RandAugment:
 
         self.layer = keras.layers.RandAugment(value_range=(0, 255), num_ops=num_ops, factor=factor, seed=0)
         self.chunk_size = chunk_size
+        self._apply = self._eager
+        if keras.backend.backend() == "tensorflow":
+            # one traced graph instead of dozens of eager op dispatches per chunk: about 10x faster on a
+            # CPU, same random draws (outputs agree with the eager call to float rounding)
+            import tensorflow as tf
+
+            self._apply = tf.function(self._eager, reduce_retracing=True)
+
+    def _eager(self, chunk, seed):
+        self.layer.generator.state.assign(seed)
+        return self.layer(chunk, training=True)
 
     def __call__(self, images: np.ndarray, rng=None) -> np.ndarray:
         import keras
@@ -194,8 +205,8 @@ class RandAugment:
         images = np.asarray(images, dtype=np.float32)
         out = np.empty_like(images)
         for i in range(0, len(images), self.chunk_size):
-            self.layer.generator.state.assign(np.array([rng.integers(0, 2**31 - 1), 0], dtype="uint32"))
-            chunk = self.layer(images[i : i + self.chunk_size], training=True)
+            seed = np.array([rng.integers(0, 2**31 - 1), 0], dtype="uint32")
+            chunk = self._apply(images[i : i + self.chunk_size], seed)
             out[i : i + self.chunk_size] = np.clip(keras.ops.convert_to_numpy(chunk), 0, 255)
         return out
 

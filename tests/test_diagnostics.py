@@ -154,7 +154,7 @@ def test_diagnose_command_writes_everything(tiny_setup, monkeypatch, capsys):
     assert len(res["gradcam"]["gallery_indices"]) == 6 and "sanity_check" in res["gradcam"]
     assert res["attacks"]["epsilons"] == [0.0, 2.0] and "checks" in res["attacks"]
     assert res["noise"]["accuracy"][0] == pytest.approx(res["accuracy"])
-    assert res["attacks"]["num_images"] == 20
+    assert res["attacks"]["num_images"] == 20 and res["complete"] is True
     assert set(res["corruptions"]["accuracy"]) == {"contrast", "fog"}
     assert set(res["timings_s"]) >= {"gradcam", "attacks", "corruptions", "total"}
     for sub, names in (("diagnostics", ("confusion", "per_class", "misclassified")), ("gradcam", ("gallery", "sanity_check")),
@@ -176,7 +176,7 @@ def test_diagnose_skip_and_run_dir_default_layout(tiny_setup, monkeypatch):
     shutil.copy(ckpt, run / "best.keras")
     assert main(["diagnose", str(run), "--data", str(root / "tree"), "--quiet", "--skip", "gradcam,noise,attacks,corruptions"]) == 0
     res = json.loads((run / "metrics" / "diagnostics.json").read_text())
-    assert "gradcam" not in res and "corruptions" not in res and res["data"]["num_images"] == 40
+    assert "gradcam" not in res and "corruptions" not in res and res["data"]["num_images"] == 40 and res["complete"]
     assert (run / "figures" / "diagnostics" / "confusion.png").is_file()
 
 

@@ -150,6 +150,11 @@ def run_diagnose(args) -> int:
         if progress:
             tqdm.write(msg)
 
+    def checkpoint_json():
+        """Write what is done so far (a long run that is stopped keeps its finished stages)."""
+        partial = dict(result, timings_s=dict(timings), figures=[str(p) for p in figures], complete=False)
+        write_json(json_path, _json_safe(partial))
+
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     ds = load_cifar10(args.data, progress=progress)
@@ -210,6 +215,7 @@ def run_diagnose(args) -> int:
     timings["predict_and_confusion"] = time.perf_counter() - t
     log(f"accuracy {report['accuracy']:.4f} on {len(y)} test images; most confused: "
         + ", ".join(f"{p['true']}->{p['predicted']} ({p['count']})" for p in pairs[:3]))
+    checkpoint_json()
     bar.update(1)
 
     # 2. Grad-CAM gallery and sanity check
@@ -251,6 +257,7 @@ def run_diagnose(args) -> int:
         timings["gradcam"] = time.perf_counter() - t
         log(f"Grad-CAM at {layer_path}: {len(sel)} examples; sanity check mean Spearman "
             f"{sanity['mean_spearman']:.3f} ({'passed' if sanity['passed'] else 'FAILED'})")
+        checkpoint_json()
         bar.update(1)
 
     from .robustness import attack_sweep, corrupt, corruption_benchmark, noise_sweep
@@ -266,6 +273,7 @@ def run_diagnose(args) -> int:
         result["noise"] = noise
         timings["noise"] = time.perf_counter() - t
         log("noise accuracy: " + ", ".join(f"{s:g}:{a:.3f}" for s, a in zip(noise["sigmas"], noise["accuracy"])))
+        checkpoint_json()
         bar.update(1)
     if "attacks" in stages:
         t = time.perf_counter()
@@ -278,6 +286,7 @@ def run_diagnose(args) -> int:
         log("FGSM: " + ", ".join(f"{e:g}:{a:.3f}" for e, a in zip(attacks["epsilons"], attacks["fgsm_accuracy"]))
             + " | PGD: " + ", ".join(f"{e:g}:{a:.3f}" for e, a in zip(attacks["epsilons"], attacks["pgd_accuracy"]))
             + f" | self-checks {'passed' if attacks['all_checks_passed'] else 'FAILED'}")
+        checkpoint_json()
         bar.update(1)
     if noise or attacks:
         figures.append(plots.save_figure(plots.robustness_curves(noise, attacks, title=model.name),
@@ -298,6 +307,7 @@ def run_diagnose(args) -> int:
                                          fig_dir / "robustness" / f"{prefix}corruption_examples.png", dpi=args.dpi))
         log(f"mean corruption accuracy {bench['mean_corruption_accuracy']:.4f} "
             f"({bench['relative_accuracy']:.3f} of clean) over {len(bench['corruptions']) * len(bench['severities'])} sets")
+        checkpoint_json()
         bar.update(1)
     bar.close()
     timings["total"] = time.perf_counter() - t_all
@@ -307,6 +317,7 @@ def run_diagnose(args) -> int:
         "keras": env["packages"].get("keras"),
     }
     result["figures"] = [str(p) for p in figures]
+    result["complete"] = True
     write_json(json_path, _json_safe(result))
     log(f"wrote {json_path} and {len(figures)} figures under {fig_dir}")
     return 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 
 # Quieter TensorFlow logs in executed lessons (set before Keras is imported): no C++ info lines, and no
@@ -35,6 +36,9 @@ if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         _tf.get_logger().setLevel(logging.ERROR)
     except ImportError:
         pass
+
+# tqdm.auto warns "IProgress not found" in kernels without ipywidgets; the package's bars are off in lessons.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 QUICK: bool = os.environ.get("VISIONDL_QUICK", "1").strip() != "0"
 

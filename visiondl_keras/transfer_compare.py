@@ -384,6 +384,8 @@ def train_reference(splits, run_dir, backbone="mobilenet_v2", alpha=None, input_
                   max_epochs=max_epochs, budget_minutes=budget_minutes, batch_size=batch_size, lr=lr,
                   backbone_lr_multiplier=backbone_lr_multiplier, unfreeze=unfreeze, flip=flip, crop_pad=crop_pad,
                   seed=seed, optimizer="adam", val_size=len(splits.y_val), train_size=len(splits.y_train))
+    if strategy == "frozen":  # no stage 2: its settings do not apply
+        config.update(max_epochs=0, budget_minutes=None, backbone_lr_multiplier=None, unfreeze=None, flip=False, crop_pad=0)
     write_json(run_dir / "config.json", config)
     write_json(run_dir / "environment.json", {**environment_info(), "dataset_fingerprint": splits.fingerprint})
     keras.utils.set_random_seed(seed)

@@ -1,0 +1,450 @@
+"""Transfer learning: model contract, offline weights and their error paths, strategies, the feature
+cache, discriminative learning rates and the transfer-compare command.
+
+Models are tiny (MobileNet alpha 0.25 at 32 px, random weights) except where the offline ImageNet
+files are the point; those tests are skipped when ``../shared/weights/keras-models`` is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from visiondl_keras.errors import ConfigError, ModelError
+from visiondl_keras.models import transfer
+from visiondl_keras.models.transfer import (
+    ArrayBatches,
+    apply_strategy,
+    build_transfer_model,
+    discriminative_optimizer,
+    fit_transfer,
+    freeze_all_but_top,
+    get_backbone,
+    head_model,
+    keras_weights_filename,
+    trainable_params,
+    two_stage_fine_tune,
+    unfreezable_layers,
+)
+
+SHARED_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "keras-models"
+V2_224 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+
+
+def tiny(strategy="frozen", backbone="mobilenet", **kw):
+    kw.setdefault("alpha", 0.25 if backbone == "mobilenet" else None)
+    kw.setdefault("input_size", 32)
+    kw.setdefault("weights", None)
+    return build_transfer_model(backbone, strategy, **kw)
+
+
+def images(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def offline_weights(monkeypatch):
+    """Only the project's offline folder is searched (not ~/.keras), so tests see what CI sees."""
+    if not (SHARED_WEIGHTS / V2_224).is_file():
+        pytest.skip("offline ImageNet weights (../shared/weights/keras-models) not available")
+    monkeypatch.setattr(transfer, "weight_search_dirs", lambda: [SHARED_WEIGHTS])
+    return SHARED_WEIGHTS
+
+
+@pytest.fixture
+def no_weights(tmp_path, monkeypatch):
+    """No weight file anywhere, and Keras' download fails as it does offline."""
+    monkeypatch.setattr(transfer, "weight_search_dirs", lambda: [tmp_path / "empty"])
+
+    def offline_get_file(fname, origin=None, **kwargs):
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name or service not known")
+
+    monkeypatch.setattr("keras.src.utils.file_utils.get_file", offline_get_file)
+    return tmp_path
+
+
+# ---------------------------------------------------------------------------------------------
+# The model contract
+# ---------------------------------------------------------------------------------------------
+
+
+def test_contract_raw_pixels_in_float32_logits_out():
+    model = tiny()
+    assert model.input_shape == (None, 32, 32, 3)
+    logits = model.get_layer("logits")
+    assert model.layers[-1] is logits and logits.dtype == "float32" and logits.get_config()["activation"] == "linear"
+    x = images(4)
+    out = model.predict(x, verbose=0)  # raw uint8 pixels, no preprocessing outside the model
+    assert out.shape == (4, 10) and out.dtype == np.float32 and np.isfinite(out).all()
+    np.testing.assert_allclose(out, model.predict(x.astype(np.float32), verbose=0), atol=1e-6)
+    assert model.get_layer("resize").output.shape[1:3] == (32, 32)
+    assert [layer.name for layer in model.layers[:4]] == ["image", "resize", "preprocess", "backbone"]
+
+
+@pytest.mark.parametrize(
+    "backbone, module",
+    [("mobilenet_v2", keras.applications.mobilenet_v2), ("resnet50", keras.applications.resnet50)],
+)
+def test_preprocessing_equals_the_backbones_preprocess_input(backbone, module):
+    model = tiny(backbone=backbone, input_size=40)
+    x = images(3).astype(np.float32)
+    inner = keras.Model(model.inputs, model.get_layer("preprocess").output)
+    resized = keras.ops.convert_to_numpy(model.get_layer("resize")(x))
+    expected = module.preprocess_input(resized.copy())
+    np.testing.assert_allclose(inner.predict(x, verbose=0), expected, atol=1e-4)
+
+
+def test_mobilenet_v3_small_preprocessing_is_outside_the_backbone():
+    model = tiny(backbone="mobilenet_v3_small", alpha=0.75)
+    assert not any(isinstance(layer, keras.layers.Rescaling) for layer in get_backbone(model).layers)
+    x = np.full((1, 32, 32, 3), 255.0, np.float32)
+    inner = keras.Model(model.inputs, model.get_layer("preprocess").output)
+    np.testing.assert_allclose(inner.predict(x, verbose=0), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet", "mobilenet_v3_small", "resnet50"])
+def test_trainable_params_frozen_partial_full_increase(backbone):
+    model = tiny(backbone=backbone)
+    counts = {}
+    for strategy in ("frozen", "partial", "full"):
+        apply_strategy(model, strategy)
+        counts[strategy] = trainable_params(model)
+    head = sum(int(np.prod(w.shape)) for w in model.get_layer("logits").weights)
+    assert counts["frozen"] == head
+    assert counts["frozen"] < counts["partial"] < counts["full"]
+    # the fixed preprocessing (resnet50's 1x1 BGR convolution) never trains
+    assert counts["full"] == trainable_params(get_backbone(model)) + head
+    assert model.output_shape == (None, 10)
+
+
+# ---------------------------------------------------------------------------------------------
+# freeze_all_but_top: the exact semantics the exercise is graded against
+# ---------------------------------------------------------------------------------------------
+
+
+def test_freeze_all_but_top_semantics():
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None, alpha=0.35)
+    counted = unfreezable_layers(base)
+    assert all(layer.weights and not isinstance(layer, keras.layers.BatchNormalization) for layer in counted)
+    assert [layer.name for layer in counted[-2:]] == ["block_16_project", "Conv_1"]
+
+    names = freeze_all_but_top(base, 2)
+    assert names == ["block_16_project", "Conv_1"]
+    assert base.trainable
+    assert {layer.name for layer in base.layers if layer.trainable} == set(names)
+    assert all(not layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization))
+    expected = sum(int(np.prod(w.shape)) for layer in counted[-2:] for w in layer.weights)
+    assert trainable_params(base) == expected
+
+    assert freeze_all_but_top(base, 0) == [] and base.trainable_weights == []  # n = 0: not "all" ([-0:])
+    assert len(freeze_all_but_top(base, 10_000)) == len(counted)
+    assert all(not layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization))
+    for bad in (-1, 1.5, "2", True):
+        with pytest.raises(ConfigError, match="n must be"):
+            freeze_all_but_top(base, bad)
+
+
+def test_freeze_all_but_top_on_a_transfer_model_keeps_the_head_trainable():
+    model = tiny("frozen")
+    names = freeze_all_but_top(model, 3)
+    assert len(names) == 3
+    assert model.get_layer("logits").trainable and not model.get_layer("preprocess").trainable
+    backbone = get_backbone(model)
+    assert [layer.name for layer in backbone.layers if layer.trainable] == names
+    assert trainable_params(model) == trainable_params(backbone) + 2570  # 256 * 10 + 10
+
+
+def test_partial_fraction_and_bad_arguments():
+    model = tiny("partial", unfreeze=0.5)
+    n_counted = len(unfreezable_layers(get_backbone(model)))
+    trainable_layers = [layer for layer in get_backbone(model).layers if layer.trainable]
+    assert len(trainable_layers) == round(0.5 * n_counted)
+    with pytest.raises(ConfigError, match="unfreeze"):
+        apply_strategy(model, "partial", unfreeze=1.5)
+    with pytest.raises(ConfigError, match="unknown strategy"):
+        tiny("half")
+    with pytest.raises(ConfigError, match="unknown backbone"):
+        build_transfer_model("vgg99", weights=None)
+    with pytest.raises(ConfigError, match="no nested 'backbone'"):
+        get_backbone(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+
+
+def test_batchnorm_mode_follows_the_strategy():
+    """frozen/partial: BatchNorm frozen, so inference mode even under training=True; full: batch statistics."""
+    model = tiny("frozen", dropout=0.0)
+    x = images(8).astype(np.float32)
+
+    def same_in_both_modes():
+        a = keras.ops.convert_to_numpy(model(x, training=True))
+        b = keras.ops.convert_to_numpy(model(x, training=False))
+        return np.allclose(a, b, rtol=1e-5, atol=1e-5)
+
+    assert same_in_both_modes()
+    apply_strategy(model, "partial", unfreeze=5)
+    assert same_in_both_modes()
+    apply_strategy(model, "full")
+    assert not same_in_both_modes()  # Keras passes training=True down to the nested backbone's BatchNorm
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights: offline loading and error paths
+# ---------------------------------------------------------------------------------------------
+
+
+def test_keras_weight_file_names():
+    assert keras_weights_filename("mobilenet_v2", 0.35, 96) == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"
+    assert keras_weights_filename("mobilenet_v2", 0.35, 100) == V2_224
+    assert keras_weights_filename("mobilenet", 0.25, 128) == "mobilenet_2_5_128_tf_no_top.h5"
+    assert keras_weights_filename("mobilenet", 0.25, 96) == "mobilenet_2_5_224_tf_no_top.h5"  # Keras has no 96 px v1
+    assert keras_weights_filename("resnet50") == "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    assert keras_weights_filename("mobilenet_v3_small") == "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"
+
+
+def test_offline_224_weights_load_into_a_96_px_model_with_a_log_line(offline_weights, caplog):
+    with caplog.at_level(logging.INFO, logger="visiondl_keras.models.transfer"):
+        model = build_transfer_model("mobilenet_v2", "frozen", input_size=96)
+    assert "loaded the 224 px file" in caplog.text and V2_224 in caplog.text
+    assert model.weights_source.endswith(V2_224)
+    reference = keras.applications.MobileNetV2(
+        input_shape=(224, 224, 3), alpha=0.35, include_top=False, weights=str(offline_weights / V2_224)
+    )
+    ours = get_backbone(model)
+    for name in ("Conv1", "block_8_depthwise", "Conv_1_bn"):
+        for a, b in zip(ours.get_layer(name).get_weights(), reference.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert not np.allclose(ours.get_layer("Conv1").get_weights()[0], 0)
+
+
+def test_offline_weights_at_224_need_no_fallback(offline_weights, caplog):
+    with caplog.at_level(logging.INFO, logger="visiondl_keras.models.transfer"):
+        model = build_transfer_model("mobilenet", "frozen", input_size=224)
+    assert "224 px file" not in caplog.text
+    assert model.weights_source.endswith("mobilenet_2_5_224_tf_no_top.h5")
+
+
+def test_missing_weights_file_names_the_file_and_the_remedies(no_weights):
+    with pytest.raises(ModelError) as err:
+        build_transfer_model("mobilenet_v2", "frozen", input_size=96)
+    msg = str(err.value)
+    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5" in msg and V2_224 in msg
+    assert "download failed" in msg
+    for remedy in ("KERAS_HOME", "VISIONDL_WEIGHTS", "weights=", "internet", "weights=None"):
+        assert remedy in msg
+    with pytest.raises(ModelError, match="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"):
+        build_transfer_model("resnet50", "frozen", input_size=32, download=False)
+
+
+def test_weights_path_errors(tmp_path):
+    with pytest.raises(ModelError, match="weights file not found"):
+        tiny(weights=tmp_path / "nope.h5")
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not an h5 file")
+    with pytest.raises(ModelError, match="could not load"):
+        tiny(weights=bad)
+    with pytest.raises(ConfigError, match="alpha"):
+        build_transfer_model("mobilenet_v2", alpha=0.3, weights="imagenet")
+
+
+def test_weights_from_the_visiondl_weights_folder(offline_weights, monkeypatch, caplog):
+    monkeypatch.undo()  # the real search path, driven by the environment variable
+    monkeypatch.setenv("VISIONDL_WEIGHTS", str(offline_weights))
+    assert transfer.weight_search_dirs()[0] == offline_weights
+    assert transfer.find_weights_file(V2_224) == offline_weights / V2_224
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature cache
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def feature_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISIONDL_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "features"
+
+
+def test_cached_feature_head_equals_end_to_end_frozen_training(feature_cache):
+    from visiondl_keras.features import extract_features
+
+    keras.utils.set_random_seed(0)
+    end_to_end = tiny("frozen", dropout=0.0)
+    cached = tiny("frozen", dropout=0.0)
+    cached.set_weights(end_to_end.get_weights())
+    x, y = images(96), np.arange(96) % 10
+    # plain SGD: its update is linear in the gradient, so float noise in the features stays noise
+    # (Adam's m / sqrt(v) turns near-zero gradients into +-lr steps and amplifies it); a fixed batch
+    # order, so the comparison is about the features only
+    common = dict(epochs=2, batch_size=16, learning_rate=0.05, optimizer="sgd", shuffle=False, verbose=0)
+    fit_transfer(end_to_end, x, y, **common)
+    feats = extract_features(cached, x, progress=False)
+    fit_transfer(head_model(cached), feats, y, **common)
+    for a, b in zip(end_to_end.get_layer("logits").get_weights(), cached.get_layer("logits").get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(cached.get_layer("logits").get_weights()[1], 0)  # it did train
+    np.testing.assert_allclose(
+        end_to_end.predict(x.astype(np.float32), verbose=0), cached.predict(x.astype(np.float32), verbose=0), atol=1e-4
+    )
+
+
+def test_feature_cache_hits_and_keys(feature_cache):
+    from visiondl_keras.features import clear_feature_cache, extract_features
+
+    model = tiny("frozen")
+    x = images(20)
+    f1, info1 = extract_features(model, x, progress=False, return_info=True)
+    f2, info2 = extract_features(model, x, progress=False, return_info=True)
+    assert not info1["cache_hit"] and info2["cache_hit"] and info1["key"] == info2["key"]
+    np.testing.assert_array_equal(f1, f2)
+    assert f1.shape == (20, 256) and f1.dtype == np.float32
+    assert Path(info1["path"]).parent == feature_cache and (Path(info1["path"]) / "meta.json").is_file()
+    assert info2["seconds"] == pytest.approx(info1["seconds"])  # the original extraction time
+
+    # different data, flipped images, other weights, other input size: other keys
+    assert extract_features(model, images(20, seed=1), progress=False, return_info=True)[1]["key"] != info1["key"]
+    ff, info_flip = extract_features(model, x, flip=True, progress=False, return_info=True)
+    assert info_flip["key"] != info1["key"]
+    np.testing.assert_allclose(ff, extract_features(model, x[:, :, ::-1], cache=False, progress=False), atol=1e-5)
+    other = tiny("frozen")
+    assert extract_features(other, x, progress=False, return_info=True)[1]["key"] != info1["key"]
+    bigger = tiny("frozen", input_size=40)
+    bigger.set_weights(model.get_weights())
+    assert extract_features(bigger, x, progress=False, return_info=True)[1]["key"] != info1["key"]
+    assert clear_feature_cache() == 5 and not any(feature_cache.iterdir())
+    with pytest.raises(ConfigError, match="shape"):
+        extract_features(model, x[:, :16], progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def test_discriminative_learning_rate_scales_backbone_updates():
+    keras.utils.set_random_seed(1)
+    a = tiny("full", dropout=0.0)
+    b = tiny("full", dropout=0.0)
+    b.set_weights(a.get_weights())
+    x, y = images(16).astype(np.float32), np.arange(16) % 10
+
+    def kernels(model):
+        return get_backbone(model).get_layer("conv_pw_13").get_weights()[0], model.get_layer("logits").get_weights()[0]
+
+    deltas = {}
+    for model, mult in ((a, 1.0), (b, 0.1)):
+        before = kernels(model)
+        model.compile(optimizer=discriminative_optimizer(model, "sgd", 0.1, backbone_lr_multiplier=mult),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.train_on_batch(x, y)
+        deltas[mult] = [after - old for after, old in zip(kernels(model), before)]
+    assert np.abs(deltas[1.0][0]).max() > 0 and np.abs(deltas[1.0][1]).max() > 0
+    expected = 0.1 * deltas[1.0][0]  # backbone: lr x 0.1 (tolerance: float32 rounding of w + delta)
+    np.testing.assert_allclose(deltas[0.1][0], expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+    np.testing.assert_allclose(deltas[0.1][1], deltas[1.0][1], rtol=1e-4, atol=1e-6 * np.abs(deltas[1.0][1]).max())
+    with pytest.raises(ConfigError, match="optimizer"):
+        discriminative_optimizer(a, "adagrad")
+
+
+def test_two_stage_recipe_warms_up_frozen_then_unfreezes(feature_cache):
+    from visiondl_keras.features import extract_features
+
+    model = tiny("frozen")
+    x, y = images(64), np.arange(64) % 10
+    xv, yv = images(20, seed=2), np.arange(20) % 10
+    warm = (extract_features(model, x, progress=False), extract_features(model, xv, progress=False))
+    rows = two_stage_fine_tune(model, x, y, (xv, yv), warmup_epochs=1, finetune_epochs=1, batch_size=32,
+                               unfreeze=4, warmup_features=warm, verbose=0)
+    assert [(r["epoch"], r["stage"]) for r in rows] == [(1, "warmup"), (2, "finetune")]
+    assert rows[0]["time_s"] < rows[1]["time_s"] and "val_accuracy" in rows[1]
+    assert sum(layer.trainable for layer in get_backbone(model).layers) == 4
+
+
+def test_array_batches_flip_and_crop_per_image():
+    x = images(6)
+    flipped = ArrayBatches(x, np.arange(6), 6, shuffle=False, flip=True, seed=0)[0][0]
+    same = [np.array_equal(flipped[i], x[i]) for i in range(6)]
+    mirrored = [np.array_equal(flipped[i], x[i, :, ::-1]) for i in range(6)]
+    assert all(s or m for s, m in zip(same, mirrored)) and any(mirrored) and any(same)
+    cropped = ArrayBatches(x, np.arange(6), 6, shuffle=False, crop_pad=4, seed=0)[0][0]
+    padded = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
+    offsets = [
+        next((r, c) for r in range(9) for c in range(9) if np.array_equal(padded[i, r : r + 32, c : c + 32], cropped[i]))
+        for i in range(6)
+    ]
+    assert len(set(offsets)) > 1  # a different crop per image
+
+
+# ---------------------------------------------------------------------------------------------
+# transfer-compare
+# ---------------------------------------------------------------------------------------------
+
+
+def write_tiny_tree(root: Path, per_class_train=12, per_class_test=3):
+    from PIL import Image
+
+    from visiondl_keras.data import CLASS_NAMES
+
+    rng = np.random.default_rng(0)
+    for split, per in (("train", per_class_train), ("test", per_class_test)):
+        for label, name in enumerate(CLASS_NAMES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(per):
+                img = rng.integers(0, 60, size=(32, 32, 3)).astype(np.uint8)
+                img[4:28, 4:28, label % 3] = 100 + 15 * label
+                Image.fromarray(img).save(folder / f"{i:04d}.png")
+    return root
+
+
+def test_transfer_compare_quick_writes_table_and_figures(tmp_path, monkeypatch):
+    from visiondl_keras.artifacts import read_json, write_csv
+    from visiondl_keras.cli import main
+
+    monkeypatch.setenv("VISIONDL_CACHE", str(tmp_path / "cache"))
+    tree = write_tiny_tree(tmp_path / "tree")
+    artifacts = tmp_path / "artifacts"
+    ref = artifacts / "runs" / "scratch_reference"
+    write_csv(ref / "history.csv", [{"epoch": e, "val_accuracy": 0.3 + 0.1 * e, "time_s": 60.0 * e} for e in (1, 2)])
+    code = main([
+        "transfer-compare", "--quick", "--quiet", "--data", str(tree), "--backbones", "mobilenet:0.25",
+        "--weights", "none", "--input-size", "32", "--strategies", "frozen,partial,two_stage", "--val-size", "20",
+        "--limit", "100", "--targets", "0,0.99", "--artifacts", str(artifacts),
+    ])
+    assert code == 0
+    result = read_json(artifacts / "metrics" / "transfer_quick.json")
+    runs = {r["strategy"]: r for r in result["runs"]}
+    assert list(runs) == ["frozen", "partial", "two_stage"]
+    assert runs["frozen"]["trainable_params"] < runs["partial"]["trainable_params"]
+    for r in runs.values():
+        assert [h["epoch"] for h in r["history"]] == [1, 2]
+        assert all(h["time_s"] > 0 and 0 <= h["val_accuracy"] <= 1 for h in r["history"])
+        assert r["time_to"]["0"] == {"epoch": 1, "time_s": round(r["history"][0]["time_s"], 2)}
+        assert r["time_to"]["0.99"] is None or r["time_to"]["0.99"]["time_s"] <= r["total_seconds"]
+    assert runs["frozen"]["feature_seconds"] > 0 and result["budget"]["epochs"] == 2
+    assert result["data"]["train_images"] == 100 and result["scratch_reference"]["path"].endswith("history.csv")
+    table = (artifacts / "metrics" / "transfer_quick.md").read_text()
+    assert "| mobilenet_a0.25_32px | partial |" in table and "time to 0.99" in table
+    for suffix in ("epoch", "time"):
+        assert (artifacts / "figures" / f"transfer_quick_accuracy_vs_{suffix}.png").stat().st_size > 10_000
+
+
+def test_transfer_compare_user_errors_are_one_line(capsys, tmp_path):
+    from visiondl_keras.cli import main
+
+    assert main(["transfer-compare", "--backbones", "vgg99", "--data", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown backbone 'vgg99'") and "\n" not in err
+    assert main(["transfer-compare", "--unfreeze", "some", "--data", str(tmp_path)]) == 1
+    assert "--unfreeze" in capsys.readouterr().err
+
+
+def test_time_to_targets():
+    from visiondl_keras.transfer_compare import time_to_targets
+
+    rows = [{"epoch": 1, "time_s": 10.0, "val_accuracy": 0.5}, {"epoch": 2, "time_s": 20.0, "val_accuracy": 0.72}]
+    assert time_to_targets(rows, (0.5, 0.7, 0.8)) == {
+        "0.5": {"epoch": 1, "time_s": 10.0}, "0.7": {"epoch": 2, "time_s": 20.0}, "0.8": None,
+    }

@@ -349,7 +349,11 @@ def render(info: dict, base: Path | None = None, command: str | None = None) -> 
     rows = exp.get("formats") if isinstance(exp.get("formats"), list) else None
     if rows:
         add("All formats output calibrated probabilities (temperature folded in). Measured by "
-            "`benchmarks/export_benchmark.py`" + (f" on {exp['device']}" if exp.get("device") else "") + ".")
+            "`benchmarks/export_benchmark.py`" + (f" on {exp['device']}" if exp.get("device") else "")
+            + (f"; 1-minute load average {exp['load_average_at_end'][0]:.0f} at the end (a shared machine: latencies and "
+               "cold starts are upper bounds)" if isinstance(exp.get("load_average_at_end"), list)
+               and exp["load_average_at_end"] and _num(exp["load_average_at_end"][0])
+               and exp["load_average_at_end"][0] > (os.cpu_count() or 1) else "") + ".")
         add("")
         add("| format | size | single-image latency | max abs prob. difference vs Keras | top-1 agreement |")
         add("|---|---|---|---|---|")

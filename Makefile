@@ -58,7 +58,7 @@ lint: $(VENV)/.installed-dev
 book: $(VENV)/.installed-book
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
-test-book: $(VENV)/.installed-dev
+test-book: $(VENV)/.installed-dev $(VENV)/.installed-book
 	$(VENV)/bin/pytest -q tests/test_book.py
 
 serve-book:

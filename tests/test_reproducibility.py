@@ -41,3 +41,12 @@ def test_atomic_writes_leave_no_temporary_files(tmp_path):
     rows = read_csv(tmp_path / "h.csv")
     assert rows[1] == {"epoch": 2.0, "loss": 0.25, "extra": "x"}
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["h.csv", "m.json"]
+
+
+def test_atomic_writes_use_the_umask_not_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "p.json", {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "p.json").stat().st_mode & 0o777 == 0o644

@@ -719,12 +719,26 @@ def _cmd_evaluate(args) -> int:
         idx = stratified_subset(y, args.limit)
         x, y = x[idx], y[idx]
     result = evaluate_arrays(model, x, y, ds.class_names)
+    ckpt = Path(args.checkpoint)
+    if ckpt.is_dir():
+        ckpt = next((ckpt / n for n in ("best.keras", "model.keras", "last.keras") if (ckpt / n).is_file()), ckpt)
+    from .calibration import load_temperature
+
+    temperature = load_temperature(ckpt)
+    if temperature != 1.0:
+        from scipy.special import log_softmax
+
+        logits = predict_logits(model, x).astype(np.float64) / temperature
+        result["calibrated_loss"] = float(-np.mean(log_softmax(logits, axis=1)[np.arange(len(y)), y]))
+    result["temperature"] = temperature
     result["data"] = ds.describe()
     result["checkpoint"] = str(args.checkpoint)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{args.checkpoint}: test accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} "
+        calibrated = (f", calibrated loss {result['calibrated_loss']:.4f} (T = {temperature:.3f})"
+                      if "calibrated_loss" in result else "")
+        print(f"{args.checkpoint}: test accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}{calibrated} "
               f"on {result['n']} images of the {ds.describe()}")
         for name, acc in result["per_class_accuracy"].items():
             print(f"  {name:<11} {acc:.4f}")

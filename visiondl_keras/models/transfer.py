@@ -799,6 +799,7 @@ def fit_transfer(
         validation_data=val,
         validation_batch_size=max(batch_size, 256),
         epochs=epochs,
+        shuffle=False,  # ArrayBatches shuffles with its own seed; Keras would reorder batches with `random`
         callbacks=callbacks,
         verbose=verbose,
     )

@@ -27,6 +27,7 @@ import hashlib
 import os
 import shutil
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -56,10 +57,17 @@ def weights_fingerprint(model) -> str:
     return h.hexdigest()
 
 
+_EXTRACTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _extractor(model):
-    """The feature extractor of a transfer model, or the model itself when it is one."""
+    """The feature extractor of a transfer model (one per model, so its predict graph is traced once)."""
     get_backbone(model)  # a clear error for models that are not transfer models
-    return model if model.layers[-1].name == "pool" else feature_extractor(model)
+    if model.layers[-1].name == "pool":
+        return model
+    if model not in _EXTRACTORS:
+        _EXTRACTORS[model] = feature_extractor(model)
+    return _EXTRACTORS[model]
 
 
 def feature_cache_key(model, data_fingerprint: str, flip: bool = False) -> tuple[str, dict]:

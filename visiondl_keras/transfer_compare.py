@@ -250,10 +250,12 @@ def markdown_table(result: dict) -> str:
         lines.append(
             f"| {r['model']} | {r['strategy']} | {r['trainable_params']:,} | {r['best_val_accuracy']:.3f} | "
             f"{r['final_val_accuracy']:.3f} | {r['test_accuracy']:.3f} | {r['seconds_per_epoch']:.1f} | {r['total_seconds']:.0f} | "
-            f"{r.get('total_cpu_seconds', float('nan')):.0f} | "
+            + (f"{r['total_cpu_seconds']:.0f} | " if "total_cpu_seconds" in r else "- | ")
             + " | ".join(_fmt_time(r["time_to"][t]) for t in targets)
             + " |"
         )
+    for note in result.get("notes", []):
+        lines += ["", f"Note: {note}"]
     if result.get("complete") is False:
         lines += ["", "**Partial results: the command was still running (or was stopped) when this was written.**"]
     ref = result.get("scratch_reference")

@@ -97,6 +97,16 @@ def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return np.eye(num_classes, dtype=np.float32)[labels]
 
 
+def _soft_labels(labels, alpha: float, op: str) -> np.ndarray:
+    """Validate the arguments shared by MixUp and CutMix; return the labels as float32 rows."""
+    if alpha <= 0:
+        raise ConfigError(f"alpha must be > 0, got {alpha}.")
+    labels = np.asarray(labels, dtype=np.float32)
+    if labels.ndim != 2:
+        raise ConfigError(f"{op} needs one-hot or soft labels of shape (N, num_classes); use one_hot(labels, k).")
+    return labels
+
+
 def mixup(images: np.ndarray, labels: np.ndarray, alpha: float = 0.2, rng=None):
     """MixUp (Zhang et al. 2018): blend each image and label with a partner from the same batch.
 
@@ -118,13 +128,9 @@ def mixup(images: np.ndarray, labels: np.ndarray, alpha: float = 0.2, rng=None):
         >>> np.allclose(ym.sum(axis=1), 1.0)
         True
     """
-    if alpha <= 0:
-        raise ConfigError(f"alpha must be > 0, got {alpha}.")
+    labels = _soft_labels(labels, alpha, "mixup")
     rng = _rng(rng)
     images = np.asarray(images, dtype=np.float32)
-    labels = np.asarray(labels, dtype=np.float32)
-    if labels.ndim != 2:
-        raise ConfigError("mixup needs one-hot or soft labels of shape (N, num_classes); use one_hot(labels, k).")
     lam = np.float32(rng.beta(alpha, alpha))
     perm = rng.permutation(len(images))
     return lam * images + (1 - lam) * images[perm], lam * labels + (1 - lam) * labels[perm]
@@ -150,13 +156,9 @@ def cutmix(images: np.ndarray, labels: np.ndarray, alpha: float = 1.0, rng=None)
     Returns:
         ``(images float32, labels float32)``.
     """
-    if alpha <= 0:
-        raise ConfigError(f"alpha must be > 0, got {alpha}.")
+    labels = _soft_labels(labels, alpha, "cutmix")
     rng = _rng(rng)
     images = np.array(images, dtype=np.float32)
-    labels = np.asarray(labels, dtype=np.float32)
-    if labels.ndim != 2:
-        raise ConfigError("cutmix needs one-hot or soft labels of shape (N, num_classes); use one_hot(labels, k).")
     n, h, w, _ = images.shape
     lam = float(rng.beta(alpha, alpha))
     perm = rng.permutation(n)

@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli import _Parser  # the one-line usage-error parser (exit 2) shared with the main CLI
+
 IMAGE_SIZE = 32
 MAX_PIXELS = 64_000_000  # 64 megapixels; Pillow's own bomb limit is 89M (warning) / 179M (error)
 BATCH = 32
@@ -476,13 +478,6 @@ def _gradcam_overlays(results: list[dict], predictor: Predictor, out_dir: Path, 
         buf = io.BytesIO()
         Image.fromarray(overlay_heatmap(big, heat)).save(buf, format="PNG")
         r["gradcam"] = str(atomic_write_bytes(out_dir / name, buf.getvalue()))
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:

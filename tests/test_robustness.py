@@ -103,6 +103,23 @@ def test_attack_sweep_self_checks_pass(trained):
     assert res["pgd_accuracy"][-1] <= res["fgsm_accuracy"][-1]
 
 
+def test_nested_pgd_is_never_weaker_and_attacks_fewer_images(trained):
+    model, x, y = trained
+    eps = (4, 0, 1)  # unsorted on purpose: results come back in the order given
+    nested = attack_sweep(model, x, y, epsilons=eps, steps=3, nested=True)
+    fresh = attack_sweep(model, x, y, epsilons=eps, steps=3, nested=False)
+    assert nested["epsilons"] == [4.0, 0.0, 1.0] and nested["pgd_nested"] and not fresh["pgd_nested"]
+    assert nested["fgsm_accuracy"] == pytest.approx(fresh["fgsm_accuracy"])  # FGSM is independent of nesting
+    n_correct = round(fresh["clean_accuracy"] * len(y))
+    assert fresh["pgd_images_attacked"] == [n_correct, 0, n_correct]
+    # budget 4 only attacks the images that withstood budget 1
+    assert nested["pgd_images_attacked"][0] == round(nested["pgd_accuracy"][2] * len(y)) < n_correct
+    for a_nested, a_fresh in zip(nested["pgd_accuracy"], fresh["pgd_accuracy"]):
+        assert a_nested <= a_fresh + 1e-9
+    assert nested["pgd_accuracy"][0] <= nested["pgd_accuracy"][2] <= nested["pgd_accuracy"][1]
+    assert nested["all_checks_passed"]
+
+
 def test_self_checks_catch_broken_attacks():
     good = {"epsilons": [0, 1, 2], "clean_accuracy": 0.9, "fgsm_accuracy": [0.9, 0.6, 0.4], "pgd_accuracy": [0.9, 0.5, 0.2]}
     assert all(c["passed"] for c in attack_self_checks(good, 10_000))

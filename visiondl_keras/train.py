@@ -40,6 +40,7 @@ from . import augment
 from .artifacts import read_csv, read_json, write_csv, write_json
 from .data import Splits, load_cifar10, train_val_split
 from .errors import ConfigError, VisionDLError
+from .gradients import predict_logits
 from .models.scratch import ARCHITECTURES, build_scratch_model, model_summary
 from .reproducibility import environment_info, has_gpu, set_seed
 from .schedules import NesterovSGD, make_schedule
@@ -300,13 +301,6 @@ def fit_epoch(model, xs: np.ndarray, ys: np.ndarray, batch_size: int, monitor: S
     if monitor is not None and not monitor.problem:
         monitor.on_epoch_end(epoch)
     return tot_loss / n, tot_acc / n
-
-
-def predict_logits(model, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    """Logits of ``model`` on ``x`` in batches with ``predict_on_batch`` (float32 numpy)."""
-    out = [np.asarray(model.predict_on_batch(x[i : i + batch_size]), dtype=np.float32)
-           for i in range(0, len(x), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
 
 
 def evaluate_loss_accuracy(model, x: np.ndarray, y_onehot: np.ndarray, batch_size: int = 500) -> tuple[float, float]:

@@ -283,9 +283,10 @@ def test_input_gradients_finite_differences():
 
 
 @pytest.mark.slow
-def test_jax_backend_gives_the_same_maps_and_gradients(trained, tmp_path):
-    """The dispatch on JAX (in a subprocess) agrees with TensorFlow on the same saved model."""
-    pytest.importorskip("jax")
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_other_backends_give_the_same_maps_and_gradients(trained, tmp_path, backend):
+    """The dispatch on JAX and PyTorch (in a subprocess) agrees with TensorFlow on the same saved model."""
+    pytest.importorskip(backend)
     model, x, y, _ = trained
     path = tmp_path / "m.keras"
     model.save(path)
@@ -303,10 +304,10 @@ def test_jax_backend_gives_the_same_maps_and_gradients(trained, tmp_path):
         print(keras.backend.backend())
         """
     )
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().endswith("jax")
+    assert proc.stdout.strip().endswith(backend)
     np.testing.assert_allclose(np.load(tmp_path / "maps.npy"), gradcam(model, x[:4]), atol=1e-3)
     g_tf = input_gradients(model, x[:4], y[:4])
     np.testing.assert_allclose(np.load(tmp_path / "grads.npy"), g_tf, atol=1e-4 * np.abs(g_tf).max() + 1e-8)

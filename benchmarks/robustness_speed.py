@@ -5,7 +5,8 @@ Times, on the test split (or a stratified subset of it):
 1. generating the 75 corruption sets (15 corruptions x 5 severities), without a model;
 2. the corruption benchmark as ``diagnose`` runs it (generation in a background thread,
    overlapped with the model's forward passes);
-3. the attacks as ``diagnose`` runs them: FGSM and PGD-10 at epsilon 0, 1, 2, 4, 8 (/255);
+3. the attacks as ``diagnose`` runs them: FGSM and PGD-10 at epsilon 0, 1, 2, 4, 8 (/255), PGD
+   nested over the budgets (see ``robustness.attack_sweep``);
 
 and extrapolates linearly to the 10,000 test images when a subset was used (the attacks scale
 roughly linearly: PGD's early stop depends on the share of images still correctly classified,
@@ -126,6 +127,9 @@ def main(argv=None) -> int:
             "fgsm": dict(zip(map(str, attacks["epsilons"]), attacks["fgsm_accuracy"])),
             "pgd10": dict(zip(map(str, attacks["epsilons"]), attacks["pgd_accuracy"])),
         },
+        "pgd_nested": attacks["pgd_nested"],
+        "pgd_images_attacked": dict(zip(map(str, attacks["epsilons"]), attacks["pgd_images_attacked"])),
+        "attack_self_checks_passed": attacks["all_checks_passed"],
         "environment": {k: v for k, v in environment_info().items() if k in ("backend", "cpu_count", "python", "packages")},
         "note": "seconds are wall-clock on this machine; a load average above the CPU count means other processes "
         "shared the cores and the wall-clock numbers are pessimistic. cpu_seconds is the CPU time this process used "

@@ -84,6 +84,9 @@ def test_lessons_were_executed_and_have_no_error_output():
         images = soup.select("div.cell_output img")
         tables = soup.select("div.cell_output table")
         assert images or tables, f"{page.name}: no figure or table in any cell output"
+        # A figure that the kernel could not render (e.g. MPLBACKEND=Agg leaking into it) shows as its repr.
+        unrendered = re.search(r"<Figure size [^>]*>", text)
+        assert not unrendered, f"{page.name}: a figure was not rendered, its output is {unrendered.group(0)!r}"
         for needed in ("Learning objectives", "Try it", "Summary", "Questions"):
             assert needed in soup.get_text(), f"{page.name}: no '{needed}' section"
         assert "exercises/ex" in soup.get_text(), f"{page.name}: no pointer to its exercise"

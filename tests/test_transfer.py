@@ -431,6 +431,45 @@ def test_transfer_compare_quick_writes_table_and_figures(tmp_path, monkeypatch):
         assert (artifacts / "figures" / f"transfer_quick_accuracy_vs_{suffix}.png").stat().st_size > 10_000
 
 
+def test_transfer_train_two_stages_then_publish(tmp_path, monkeypatch):
+    """transfer-train: cached-feature head, then partial fine-tuning; --publish ships checkpoint, run files and JSON."""
+    import keras
+
+    from visiondl_keras.artifacts import read_csv, read_json
+    from visiondl_keras.cli import main
+
+    monkeypatch.setenv("VISIONDL_CACHE", str(tmp_path / "cache"))
+    tree = write_tiny_tree(tmp_path / "tree")
+    run, artifacts = tmp_path / "run", tmp_path / "artifacts"
+    code = main([
+        "transfer-train", "--quiet", "--data", str(tree), "--run-dir", str(run), "--backbone", "mobilenet",
+        "--alpha", "0.25", "--weights", "none", "--input-size", "32", "--strategy", "partial", "--warmup-epochs", "2",
+        "--epochs", "2", "--val-size", "20", "--limit", "100", "--publish", "transfer_tiny", "--artifacts", str(artifacts),
+    ])
+    assert code == 0
+    history = read_csv(run / "history.csv")
+    assert [r["stage"] for r in history] == ["head", "head", "partial", "partial"]
+    metrics = read_json(artifacts / "metrics" / "transfer_reference.json")
+    assert metrics["data"]["train_images"] == 100 and metrics["data"]["test_images"] == 30
+    assert 1 <= metrics["best_epoch"] <= 4 and metrics["epochs_run"] == 4
+    assert metrics["target_reached"] is (metrics["test_accuracy"] >= 0.92)
+    assert "Stage 1: 2 epochs" in metrics["recipe"] and "partial fine-tuning" in metrics["recipe"]
+    assert metrics["command"].startswith("python -m visiondl_keras transfer-train") and "--publish transfer_tiny" in metrics["command"]
+    ckpt = artifacts / "checkpoints" / "transfer_tiny.keras"
+    assert metrics["checkpoint_bytes"] == ckpt.stat().st_size
+    model = keras.saving.load_model(ckpt, compile=False)
+    x = np.zeros((2, 32, 32, 3), np.float32)
+    assert model.predict(x, verbose=0).shape == (2, 10)
+    assert sorted(p.name for p in (artifacts / "runs" / "transfer_reference").iterdir()) == [
+        "config.json", "environment.json", "history.csv", "metrics.json"]
+    # the published test accuracy is the checkpoint's own
+    from visiondl_keras.data import load_cifar10
+
+    ds = load_cifar10(str(tree), progress=False)
+    acc = float(np.mean(model.predict(ds.x_test.astype(np.float32), verbose=0).argmax(1) == ds.y_test))
+    assert acc == pytest.approx(metrics["test_accuracy"])
+
+
 def test_transfer_compare_user_errors_are_one_line(capsys, tmp_path):
     from visiondl_keras.cli import main
 

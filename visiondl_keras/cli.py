@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import VisionDLError
 
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # the command line as given, recorded by commands that write run directories
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

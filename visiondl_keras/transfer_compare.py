@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from pathlib import Path
 
@@ -353,7 +354,8 @@ def _command(args) -> int:
 
 def train_reference(splits, run_dir, backbone="mobilenet_v2", alpha=None, input_size=96, strategy="full",
                     warmup_epochs=3, max_epochs=12, budget_minutes=None, batch_size=64, lr=1e-3,
-                    backbone_lr_multiplier=0.2, unfreeze=0.25, flip=True, crop_pad=4, seed=0, progress=True) -> dict:
+                    backbone_lr_multiplier=0.2, unfreeze=0.25, flip=True, crop_pad=4, seed=0, progress=True,
+                    command: str | None = None, weights="imagenet") -> dict:
     """The reference transfer recipe: cached-feature head warm-up, then fine-tuning with augmentation.
 
     Stage 1: ``warmup_epochs`` of head training on cached features of the (unaugmented) training
@@ -385,14 +387,15 @@ def train_reference(splits, run_dir, backbone="mobilenet_v2", alpha=None, input_
     config = dict(backbone=backbone, alpha=alpha, input_size=input_size, strategy=strategy, warmup_epochs=warmup_epochs,
                   max_epochs=max_epochs, budget_minutes=budget_minutes, batch_size=batch_size, lr=lr,
                   backbone_lr_multiplier=backbone_lr_multiplier, unfreeze=unfreeze, flip=flip, crop_pad=crop_pad,
-                  seed=seed, optimizer="adam", val_size=len(splits.y_val), train_size=len(splits.y_train))
+                  seed=seed, optimizer="adam", val_size=len(splits.y_val), train_size=len(splits.y_train), command=command,
+                  weights=weights if weights is None or isinstance(weights, str) else str(weights))
     if strategy == "frozen":  # no stage 2: its settings do not apply
         config.update(max_epochs=0, budget_minutes=None, backbone_lr_multiplier=None, unfreeze=None, flip=False, crop_pad=0)
     write_json(run_dir / "config.json", config)
     write_json(run_dir / "environment.json", {**environment_info(), "dataset_fingerprint": splits.fingerprint})
     keras.utils.set_random_seed(seed)
     build = dict(backbone=backbone, input_size=input_size, alpha=alpha, dropout=0.2, unfreeze=unfreeze)
-    model = build_transfer_model(strategy="frozen", **build)
+    model = build_transfer_model(strategy="frozen", weights=weights, **build)
     verbose = "auto" if progress else 0
     start = time.perf_counter()
     f_train = extract_features(model, splits.x_train, progress=progress)
@@ -474,10 +477,85 @@ def _train_command(args) -> int:
         splits, args.run_dir, args.backbone, args.alpha, args.input_size, args.strategy, args.warmup_epochs,
         args.epochs, args.budget_minutes, args.batch_size, args.lr, args.backbone_lr_multiplier, args.unfreeze,
         not args.no_flip, args.crop_pad, args.seed, progress=not args.quiet,
+        weights=None if args.weights == "none" else args.weights,
+        command="python -m visiondl_keras " + " ".join(shlex.quote(a) for a in (args.argv or [])),
     )
     print(f"test accuracy {metrics['test_accuracy']:.4f} ({metrics['data']['test_images']} test images), "
           f"best val {metrics['best_val_accuracy']:.4f}, {metrics['train_time_s'] / 60:.1f} min; run: {args.run_dir}")
+    if args.publish:
+        published = publish_transfer_run(args.run_dir, args.publish, artifacts=args.artifacts)
+        print(f"published {published['checkpoint']} ({published['checkpoint_bytes'] / 1e6:.1f} MB) and "
+              f"{args.artifacts}/metrics/transfer_reference.json")
     return 0
+
+
+TRANSFER_TARGET = 0.92  # issue target for the reference transfer model on the mirror's test split
+
+
+def describe_recipe(config: dict, history: list[dict]) -> str:
+    """One paragraph describing a ``transfer-train`` run, from its ``config.json`` and ``history.csv``."""
+    head = sum(1 for r in history if r.get("stage") == "head")
+    tuned = sum(1 for r in history if r.get("stage") == config["strategy"])
+    alpha = f" alpha {config['alpha']:g}" if config.get("alpha") else ""
+    text = (f"{config['backbone']}{alpha}, ImageNet weights, images resized to {config['input_size']} px; "
+            f"{config['train_size']:,} training and {config['val_size']:,} validation images. "
+            f"Stage 1: {head} epochs of head training on cached pooled features (Adam {config['lr']:g}, batch 256).")
+    if config["strategy"] != "frozen":
+        what = (f"the top {config['unfreeze']:.0%} of the weighted backbone layers unfrozen, BatchNorm frozen"
+                if config["strategy"] == "partial" else "the whole backbone unfrozen, BatchNorm frozen")
+        cut = ""
+        if tuned < config["max_epochs"]:
+            cut = f" (of {config['max_epochs']} planned: the {config['budget_minutes']:g}-minute budget ran out)"
+        aug = " and ".join(a for a in (("random flips" if config.get("flip") else ""),
+                                       (f"reflect-pad-{config['crop_pad']} crops" if config.get("crop_pad") else "")) if a)
+        text += (f" Stage 2: {config['strategy']} fine-tuning ({what}) for {tuned} epochs{cut}"
+                 f"{' with ' + aug if aug else ''}, Adam {config['lr']:g} head / "
+                 f"{config['lr'] * config['backbone_lr_multiplier']:g} backbone, per-epoch cosine decay, "
+                 f"batch {config['batch_size']}.")
+    return text + " The weights of the best validation epoch are kept."
+
+
+def publish_transfer_run(run_dir, checkpoint_name: str, run_name: str = "transfer_reference",
+                         artifacts: str | Path = "artifacts") -> dict:
+    """Ship a finished ``transfer-train`` run as the reference transfer model.
+
+    Copies ``best.keras`` to ``ARTIFACTS/checkpoints/CHECKPOINT_NAME.keras``, the run's small files to
+    ``ARTIFACTS/runs/RUN_NAME/`` and writes ``ARTIFACTS/metrics/RUN_NAME.json``: the run's metrics plus
+    its recipe (generated from ``config.json`` and ``history.csv``), the command that trained it and
+    the target.
+
+    Returns:
+        The metrics dict that was written.
+    """
+    import shutil
+
+    run_dir, art = Path(run_dir), Path(artifacts)
+    for f in ("best.keras", "config.json", "history.csv", "metrics.json"):
+        if not (run_dir / f).is_file():
+            raise ConfigError(f"{run_dir}: no {f}; is it a finished transfer-train run directory?")
+    config, metrics, history = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json"), read_csv(run_dir / "history.csv")
+    ckpt = art / "checkpoints" / f"{checkpoint_name}.keras"
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(run_dir / "best.keras", ckpt)
+    dest = art / "runs" / run_name
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in ("config.json", "history.csv", "metrics.json", "environment.json"):
+        if (run_dir / f).is_file():
+            shutil.copy2(run_dir / f, dest / f)
+    result = dict(metrics)
+    result.update(
+        checkpoint=ckpt.as_posix(),
+        checkpoint_bytes=ckpt.stat().st_size,
+        run_dir_files=dest.as_posix() + "/",
+        recipe=describe_recipe(config, history),
+        test_split=(f"{metrics['data']['test_images']:,} test images of the "
+                    + ("JPEG q75 mirror of CIFAR-10" if metrics["data"].get("is_jpeg_mirror") else "CIFAR-10")),
+        command=config.get("command"),
+        target_test_accuracy=TRANSFER_TARGET,
+        target_reached=bool(metrics["test_accuracy"] >= TRANSFER_TARGET),
+    )
+    write_json(art / "metrics" / f"{run_name}.json", result)
+    return result
 
 
 def register_commands(subparsers) -> None:
@@ -537,5 +615,10 @@ def register_commands(subparsers) -> None:
     p.add_argument("--val-size", type=int, default=5000)
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights", default="imagenet", help="imagenet, none, or a weights file (default %(default)s)")
+    p.add_argument("--publish", metavar="CHECKPOINT_NAME", default=None,
+                   help="then ship the run: ARTIFACTS/checkpoints/CHECKPOINT_NAME.keras, ARTIFACTS/runs/transfer_reference/ "
+                        "and ARTIFACTS/metrics/transfer_reference.json")
+    p.add_argument("--artifacts", default="artifacts", help="where --publish writes (default %(default)s)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_train_command)

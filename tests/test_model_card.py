@@ -114,7 +114,7 @@ def test_diagnostics_and_export_benchmark_are_used_when_present(run):
     assert info["diagnostics_path"].name == "diagnostics_scratch_resnet9.json"
     card = render(info)
     assert "cat -> dog (12.30%, 123 images)" in card and "ship -> truck" not in card
-    assert "FGSM accuracy 0: 0.910, 1: 0.600" in card and "PGD accuracy" in card
+    assert "FGSM accuracy 0: 0.910, 1: 0.600" in card and "PGD-10 accuracy 0: 0.910, 1: 0.500" in card
     assert "mean corruption accuracy 0.712 (0.78 of clean); worst: gaussian_noise (0.410), glass_blur (0.500)" in card
     assert "| cat | 0.8300 | 0.9000 | 0.9000 |" in card
     assert "| tflite_int8 | 1.00 MB | 0.80 ms | 3.0e-02 | 99.50% |" in card

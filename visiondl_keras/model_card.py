@@ -181,7 +181,9 @@ def diagnostics_lines(diag: dict) -> list[str]:
         lines.append("- Adversarial fragility (eps in 0-255 pixel units" + (f", {n_att} test images" if _num(n_att) else "")
                      + "): " + ("FGSM accuracy " + ", ".join(f"{e:g}: {a:.3f}" for e, a in fgsm) if fgsm else "")
                      + ("; " if fgsm and pgd else "")
-                     + ("PGD accuracy " + ", ".join(f"{e:g}: {a:.3f}" for e, a in pgd) if pgd else "") + ".")
+                     + (f"PGD-{attacks.get('pgd_steps', 10)} accuracy " + ", ".join(f"{e:g}: {a:.3f}" for e, a in pgd)
+                        + (" (budgets nested: an image broken at a smaller budget counts as broken)"
+                           if attacks.get("pgd_nested") else "") if pgd else "") + ".")
     corr = diag.get("corruptions") if isinstance(diag.get("corruptions"), dict) else {}
     mean, rel = corr.get("mean_corruption_accuracy"), corr.get("relative_accuracy")
     by = corr.get("mean_by_corruption") if isinstance(corr.get("mean_by_corruption"), dict) else {}

@@ -497,14 +497,16 @@ def describe_recipe(config: dict, history: list[dict]) -> str:
     head = sum(1 for r in history if r.get("stage") == "head")
     tuned = sum(1 for r in history if r.get("stage") == config["strategy"])
     alpha = f" alpha {config['alpha']:g}" if config.get("alpha") else ""
-    text = (f"{config['backbone']}{alpha}, ImageNet weights, images resized to {config['input_size']} px; "
+    w = config.get("weights", "imagenet")
+    weights = ("ImageNet weights" if w == "imagenet" else "random initial weights" if w is None else f"weights from {w}")
+    text = (f"{config['backbone']}{alpha}, {weights}, images resized to {config['input_size']} px; "
             f"{config['train_size']:,} training and {config['val_size']:,} validation images. "
             f"Stage 1: {head} epochs of head training on cached pooled features (Adam {config['lr']:g}, batch 256).")
     if config["strategy"] != "frozen":
         what = (f"the top {config['unfreeze']:.0%} of the weighted backbone layers unfrozen, BatchNorm frozen"
-                if config["strategy"] == "partial" else "the whole backbone unfrozen, BatchNorm frozen")
+                if config["strategy"] == "partial" else "the whole backbone trainable, BatchNorm included")
         cut = ""
-        if tuned < config["max_epochs"]:
+        if tuned < config["max_epochs"] and config.get("budget_minutes"):
             cut = f" (of {config['max_epochs']} planned: the {config['budget_minutes']:g}-minute budget ran out)"
         aug = " and ".join(a for a in (("random flips" if config.get("flip") else ""),
                                        (f"reflect-pad-{config['crop_pad']} crops" if config.get("crop_pad") else "")) if a)

@@ -147,7 +147,7 @@ def measured_on(metrics: dict | None) -> str:
     parts = [f"Measured on {desc}"]
     if data.get("n_test"):
         parts.append(f"{data['n_test']:,} test images")
-    if data.get("fingerprint"):
+    if data.get("fingerprint") and str(data["fingerprint"])[:12] not in desc:
         parts.append(f"dataset fingerprint `{str(data['fingerprint'])[:12]}`")
     return ", ".join(parts) + "."
 

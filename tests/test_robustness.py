@@ -120,6 +120,19 @@ def test_nested_pgd_is_never_weaker_and_attacks_fewer_images(trained):
     assert nested["all_checks_passed"]
 
 
+def test_nothing_left_to_attack(trained):
+    """A budget with no surviving image (nested mode) or an empty batch is not an error."""
+    model, x, y = trained
+    g, out = input_gradients(model, x[:0], y[:0], return_outputs=True)
+    assert g.shape == (0,) + x.shape[1:] and out.shape == (0, model.output_shape[-1])
+    assert pgd_attack(model, x[:0], y[:0], 4.0, steps=3).shape == (0,) + x.shape[1:]
+    wrong = (model.predict(x, verbose=0).argmax(axis=1) + 1) % model.output_shape[-1]  # labels the model never predicts
+    for nested in (True, False):
+        res = attack_sweep(model, x, wrong, epsilons=(0, 1, 4), steps=3, nested=nested)
+        assert res["clean_accuracy"] == 0.0 and res["pgd_images_attacked"] == [0, 0, 0]
+        assert res["pgd_accuracy"] == [0.0, 0.0, 0.0] and res["all_checks_passed"]
+
+
 def test_self_checks_catch_broken_attacks():
     good = {"epsilons": [0, 1, 2], "clean_accuracy": 0.9, "fgsm_accuracy": [0.9, 0.6, 0.4], "pgd_accuracy": [0.9, 0.5, 0.2]}
     assert all(c["passed"] for c in attack_self_checks(good, 10_000))

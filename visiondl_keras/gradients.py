@@ -392,7 +392,8 @@ def input_gradients(
         grads[sl] = g
         outputs.append(out)
     if return_outputs:
-        outs = np.concatenate(outputs).astype(np.float32) if outputs else np.zeros((0,), np.float32)
+        outs = (np.concatenate(outputs).astype(np.float32) if outputs
+                else np.zeros((0,) + tuple(model.output_shape[1:]), np.float32))
         return grads, outs
     return grads
 

@@ -216,7 +216,7 @@ def pgd_attack(
     if random_start and epsilon > 0:
         rng = np.random.default_rng(seed)
         adv = np.clip(x + rng.uniform(-eps, eps, size=x.shape).astype(np.float32), lo, hi)
-    if epsilon == 0:
+    if epsilon == 0 or len(x) == 0:
         return adv
     active = np.arange(len(x))
     for step in range(steps):

@@ -33,6 +33,7 @@ import numpy as np
 
 from .artifacts import atomic_write_text, read_csv, read_json, write_json
 from .errors import ConfigError, DataError
+from .gradients import predict_logits
 
 STRATEGY_CHOICES = ("frozen", "partial", "full", "two_stage")
 QUICK = {"limit": 500, "test_limit": 500, "epochs": 2, "warmup_epochs": 1}
@@ -121,7 +122,7 @@ def run_strategy(splits, backbone: str, alpha, strategy: str, cfg: dict, progres
                      callbacks=[clock], verbose=verbose)
         history = clock.rows
     trainable = trainable_params(model)  # for two_stage: the fine-tuning stage's
-    logits = model.predict(splits.x_test.astype(np.float32), batch_size=256, verbose=0)
+    logits = predict_logits(model, splits.x_test, 256)
     test_acc = float(np.mean(np.argmax(logits, axis=1) == splits.y_test))
     accs = [r["val_accuracy"] for r in history]
     total = history[-1]["time_s"] if history else 0.0
@@ -433,7 +434,7 @@ def train_reference(splits, run_dir, backbone="mobilenet_v2", alpha=None, input_
     final.load_weights(weights_path)
     final.save(run_dir / "best.keras")
     eval_start = time.perf_counter()
-    logits = final.predict(splits.x_test.astype(np.float32), batch_size=256, verbose=0)
+    logits = predict_logits(final, splits.x_test, 256)
     pred = np.argmax(logits, axis=1)
     info = describe_transfer_model(model)
     metrics = {

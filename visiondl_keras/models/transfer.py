@@ -56,6 +56,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from ..augment import random_crop, random_flip
 from ..errors import ConfigError, ModelError
 
 logger = logging.getLogger(__name__)
@@ -677,15 +678,9 @@ class ArrayBatches(keras.utils.PyDataset):
         else:
             xb = self.x[idx]
             if self.flip:
-                pick = self.rng.random(len(idx)) < 0.5
-                xb = xb.copy()
-                xb[pick] = xb[pick][:, :, ::-1]
+                xb = random_flip(xb, self.rng)
             if self.crop_pad:
-                p, (b, h, w) = self.crop_pad, xb.shape[:3]
-                padded = np.pad(xb, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
-                rows = self.rng.integers(0, 2 * p + 1, b)[:, None] + np.arange(h)
-                cols = self.rng.integers(0, 2 * p + 1, b)[:, None] + np.arange(w)
-                xb = padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+                xb = random_crop(xb, self.crop_pad, self.rng)
         return xb.astype(np.float32), self.y[idx]
 
     def on_epoch_end(self):

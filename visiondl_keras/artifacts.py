@@ -108,3 +108,24 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
                     conv[k] = v
             out.append(conv)
     return out
+
+
+CHECKPOINT_NAMES = ("best.keras", "model.keras", "last.keras")
+
+
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """The ``.keras`` file that ``path`` names: ``path`` itself, or a run directory's ``best.keras``,
+    ``model.keras`` or ``last.keras`` (the first that exists).
+
+    Raises:
+        ModelError: ``path`` is a folder without any of those checkpoints.
+    """
+    from .errors import ModelError
+
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    found = next((path / n for n in CHECKPOINT_NAMES if (path / n).is_file()), None)
+    if found is None:
+        raise ModelError(f"{path}: folder has no {', '.join(CHECKPOINT_NAMES)} checkpoint; pass the .keras file.")
+    return found

@@ -23,7 +23,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .artifacts import atomic_write_text, read_json, write_json
+from .artifacts import atomic_write_text, checkpoint_file, read_json, write_json
 from .calibration import (
     apply_temperature,
     calibration_metrics,
@@ -33,7 +33,6 @@ from .calibration import (
 )
 from .errors import ConfigError, ModelError
 
-CHECKPOINT_NAMES = ("best.keras", "model.keras", "last.keras")
 TABLE_METRICS = (("accuracy", "accuracy"), ("nll", "NLL"), ("ece", "ECE"), ("adaptive_ece", "adaptive ECE"),
                  ("mce", "MCE"), ("brier", "Brier"))
 
@@ -62,10 +61,7 @@ def resolve_checkpoint(path: str | os.PathLike, run_dir: str | os.PathLike | Non
     """
     path = Path(path)
     if path.is_dir():
-        found = next((path / n for n in CHECKPOINT_NAMES if (path / n).is_file()), None)
-        if found is None:
-            raise ModelError(f"{path}: folder has no {', '.join(CHECKPOINT_NAMES)} checkpoint; pass the .keras file.")
-        checkpoint = found
+        checkpoint = checkpoint_file(path)
     elif path.is_file():
         if path.suffix != ".keras":
             raise ModelError(f"{path}: expected a .keras checkpoint or a run directory.")

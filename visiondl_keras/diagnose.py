@@ -138,8 +138,11 @@ def run_diagnose(args) -> int:
     source = Path(args.model)
     is_run_dir = source.is_dir()
     model = load_checkpoint(source)
-    if args.temperature is None:
-        args.temperature = _sidecar_temperature(source)
+    if args.temperature is None:  # the fitted temperature stored beside the checkpoint (calibration sidecar), else 1
+        from .artifacts import checkpoint_file
+        from .calibration import load_temperature
+
+        args.temperature = float(load_temperature(checkpoint_file(source)))
     tag = args.tag if args.tag is not None else ("" if is_run_dir else source.stem)
     out = Path(args.out) if args.out else (source if is_run_dir else Path("diagnostics") / source.stem)
     prefix = f"{tag}_" if tag else ""
@@ -335,15 +338,3 @@ def _json_safe(obj):
         return float(obj) if np.isfinite(obj) else None
     return obj
 
-
-def _sidecar_temperature(source: Path) -> float:
-    """The fitted temperature stored beside the checkpoint (calibration sidecar), else 1.0."""
-    files = [source / n for n in ("best.keras", "model.keras", "last.keras")] if source.is_dir() else [source]
-    ckpt = next((f for f in files if f.is_file()), None)
-    if ckpt is None:
-        return 1.0
-    try:
-        from .calibration import load_temperature
-    except ImportError:  # calibration module not available
-        return 1.0
-    return float(load_temperature(ckpt))

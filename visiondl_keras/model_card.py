@@ -21,8 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from .artifacts import atomic_write_text, read_json
-from .calibrate import CHECKPOINT_NAMES
+from .artifacts import CHECKPOINT_NAMES, atomic_write_text, read_json
 from .errors import ConfigError
 
 # --------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ import keras
 import numpy as np
 
 from . import augment
-from .artifacts import read_csv, read_json, write_csv, write_json
+from .artifacts import checkpoint_file, read_csv, read_json, write_csv, write_json
 from .data import Splits, load_cifar10, train_val_split
 from .errors import ConfigError, VisionDLError
 from .gradients import predict_logits
@@ -312,9 +312,14 @@ def evaluate_loss_accuracy(model, x: np.ndarray, y_onehot: np.ndarray, batch_siz
 
 def evaluate_arrays(model, x: np.ndarray, y: np.ndarray, class_names, batch_size: int = 1000) -> dict:
     """Accuracy, mean NLL and per-class accuracy of a logits model on uint8 images."""
+    return evaluate_logits(predict_logits(model, x, batch_size), y, class_names)
+
+
+def evaluate_logits(logits: np.ndarray, y: np.ndarray, class_names) -> dict:
+    """Accuracy, mean NLL and per-class accuracy of logits against int labels (see :func:`evaluate_arrays`)."""
     from scipy.special import log_softmax
 
-    logits = predict_logits(model, x, batch_size).astype(np.float64)
+    logits = np.asarray(logits, dtype=np.float64)
     logp = log_softmax(logits, axis=1)
     pred = logits.argmax(axis=1)
     per_class = {name: float(np.mean(pred[y == k] == k)) if np.any(y == k) else None for k, name in enumerate(class_names)}
@@ -712,18 +717,13 @@ def _cmd_evaluate(args) -> int:
 
         idx = stratified_subset(y, args.limit)
         x, y = x[idx], y[idx]
-    result = evaluate_arrays(model, x, y, ds.class_names)
-    ckpt = Path(args.checkpoint)
-    if ckpt.is_dir():
-        ckpt = next((ckpt / n for n in ("best.keras", "model.keras", "last.keras") if (ckpt / n).is_file()), ckpt)
+    logits = predict_logits(model, x, 1000)
+    result = evaluate_logits(logits, y, ds.class_names)
     from .calibration import load_temperature
 
-    temperature = load_temperature(ckpt)
+    temperature = load_temperature(checkpoint_file(args.checkpoint))
     if temperature != 1.0:
-        from scipy.special import log_softmax
-
-        logits = predict_logits(model, x).astype(np.float64) / temperature
-        result["calibrated_loss"] = float(-np.mean(log_softmax(logits, axis=1)[np.arange(len(y)), y]))
+        result["calibrated_loss"] = evaluate_logits(logits.astype(np.float64) / temperature, y, ds.class_names)["loss"]
     result["temperature"] = temperature
     result["data"] = ds.describe()
     result["checkpoint"] = str(args.checkpoint)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
+from ..artifacts import checkpoint_file
 from ..errors import ModelError
 from .scratch import build_resnet9, build_scratch_model, build_simple_cnn, count_flops, model_summary
 
@@ -24,14 +24,7 @@ def load_checkpoint(path: str | os.PathLike, compile: bool = False):
     """
     import keras
 
-    path = Path(path)
-    if path.is_dir():
-        for name in ("best.keras", "model.keras", "last.keras"):
-            if (path / name).is_file():
-                path = path / name
-                break
-        else:
-            raise ModelError(f"{path}: folder has no best.keras, model.keras or last.keras checkpoint.")
+    path = checkpoint_file(path)
     if not path.is_file():
         raise ModelError(f"{path}: checkpoint not found; pass a .keras file or a run directory.")
     if path.suffix != ".keras":

@@ -77,6 +77,33 @@ def _devices(backend: str) -> list[str]:
     return []
 
 
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_info() -> dict:
+    """The CPU model and whether it has bfloat16 instructions (``avx512_bf16`` or AMX), from
+    ``/proc/cpuinfo`` on Linux (``platform.processor()`` elsewhere).
+
+    Example:
+        >>> sorted(cpu_info())
+        ['bf16_flags', 'has_bf16', 'model']
+    """
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model in ("", platform.processor(), platform.machine()):
+                    model = value.strip()
+                elif key == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    bf16 = sorted(f for f in BF16_CPU_FLAGS if f in flags)
+    return {"model": model, "bf16_flags": bf16, "has_bf16": bool(bf16)}
+
+
 def has_gpu() -> bool:
     """True when the active Keras backend sees a GPU."""
     import keras
@@ -117,6 +144,7 @@ def environment_info() -> dict:
     return {
         "backend": backend,
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_info(),
         "devices": _devices(backend),
         "floatx": keras.backend.floatx(),
         "packages": {k: v for k, v in packages.items() if v is not None},

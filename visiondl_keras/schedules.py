@@ -206,4 +206,98 @@ def make_schedule(name: str, total_steps: int, lr: float, warmup_steps: int = 0,
         return OneCycle(total_steps, lr, pct_start=pct_start)
     if name == "constant":
         return lr
-    raise ConfigError(f"unknown schedule {name!r}; choose cosine, onecycle or constant.")
+    if name == "triangular":
+        return Triangular(total_steps, lr, warmup_frac=pct_start)
+    raise ConfigError(f"unknown schedule {name!r}; choose cosine, onecycle, triangular or constant.")
+
+
+def triangular_lr(step, total_steps: int, peak_lr: float, warmup_frac: float = 0.23, start_factor: float = 0.2,
+                  end_factor: float = 0.07, xp=np):
+    """Triangular schedule: linear from ``start_factor·peak`` up to ``peak`` over the first
+    ``warmup_frac`` of the steps, then linear down to ``end_factor·peak`` at the last step.
+
+    ``xp`` is ``numpy`` (plots, tests) or ``keras.ops`` (inside the optimizer).
+    """
+    warm = max(int(total_steps * warmup_frac), 1)
+    down = max(total_steps - warm, 1)
+    step = np.asarray(step, dtype=np.float32) if xp is np else ops.cast(step, "float32")
+    up_frac = xp.clip(step / warm, 0.0, 1.0)
+    down_frac = xp.clip((step - warm) / down, 0.0, 1.0)
+    factor = xp.where(step < warm, start_factor + (1.0 - start_factor) * up_frac,
+                      1.0 + (end_factor - 1.0) * down_frac)
+    return peak_lr * factor
+
+
+@keras.saving.register_keras_serializable(package="visiondl_keras")
+class Triangular(keras.optimizers.schedules.LearningRateSchedule):
+    """Keras schedule form of :func:`triangular_lr`."""
+
+    def __init__(self, total_steps: int, peak_lr: float, warmup_frac: float = 0.23, start_factor: float = 0.2,
+                 end_factor: float = 0.07):
+        self.total_steps, self.peak_lr = int(total_steps), float(peak_lr)
+        self.warmup_frac, self.start_factor, self.end_factor = float(warmup_frac), float(start_factor), float(end_factor)
+
+    def __call__(self, step):
+        return triangular_lr(step, self.total_steps, self.peak_lr, self.warmup_frac, self.start_factor,
+                             self.end_factor, xp=ops)
+
+    def get_config(self):
+        return {"total_steps": self.total_steps, "peak_lr": self.peak_lr, "warmup_frac": self.warmup_frac,
+                "start_factor": self.start_factor, "end_factor": self.end_factor}
+
+
+@keras.saving.register_keras_serializable(package="visiondl_keras")
+class ScaledSGD(keras.optimizers.SGD):
+    """Nesterov SGD with coupled weight decay and per-variable learning-rate rules.
+
+    Each step every trainable variable ``w`` with gradient ``g`` gets the update direction
+    ``s·g + c·w``, which then goes through (Nesterov) momentum as in ``keras.optimizers.SGD``:
+    ``c = coupled_weight_decay`` is L2 regularisation *through* the momentum, as in PyTorch's SGD
+    and in airbench, and ``s`` is the variable's scale. Under SGD with momentum, scaling one
+    variable's gradient by ``s`` is the same as an ``s``-times larger learning rate for it (a
+    "bias scaler"), while its weight decay stays the same.
+
+    Args:
+        rules: list of dicts ``{"match": substring of the variable path, "scale": s,
+            "decay": bool (default True), "until_step": n (optional: from step n on the variable
+            gets no new gradient or decay; its momentum runs out within a few steps)}``; the first matching rule applies; unmatched variables use
+            scale 1 with decay.
+        coupled_weight_decay: ``c`` above.
+        Other arguments as ``keras.optimizers.SGD``.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.85, nesterov=True, rules=None, coupled_weight_decay=0.0,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, **kwargs)
+        self.rules = [dict(r) for r in (rules or [])]
+        self.coupled_weight_decay = float(coupled_weight_decay)
+
+    def rule_for(self, variable) -> dict:
+        """The rule that applies to ``variable`` (``{}`` for the default)."""
+        path = getattr(variable, "path", variable.name)
+        for rule in self.rules:
+            if rule["match"] in path:
+                return rule
+        return {}
+
+    def apply(self, grads, trainable_variables=None):
+        variables = self._trainable_variables if trainable_variables is None else list(trainable_variables)
+        step = ops.cast(self.iterations, "float32")
+        scaled = []
+        for g, v in zip(grads, variables):
+            if g is None:
+                scaled.append(g)
+                continue
+            rule = self.rule_for(v)
+            g = ops.cast(g, v.dtype) * ops.cast(rule.get("scale", 1.0), v.dtype)
+            if self.coupled_weight_decay and rule.get("decay", True):
+                g = g + ops.cast(self.coupled_weight_decay, v.dtype) * v
+            if "until_step" in rule:
+                g = g * ops.cast(step < rule["until_step"], v.dtype)
+            scaled.append(g)
+        return super().apply(scaled, trainable_variables)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"rules": self.rules, "coupled_weight_decay": self.coupled_weight_decay})
+        return config

@@ -41,13 +41,17 @@ from .artifacts import checkpoint_file, read_csv, read_json, write_csv, write_js
 from .data import Splits, load_cifar10, train_val_split
 from .errors import ConfigError, VisionDLError
 from .gradients import predict_logits
+from .models.airbench import airbench_gradient_rules, build_airbench
 from .models.scratch import ARCHITECTURES, build_scratch_model, model_summary
-from .reproducibility import environment_info, has_gpu, set_seed
-from .schedules import NesterovSGD, make_schedule
+from .reproducibility import cpu_info, environment_info, has_gpu, set_seed
+from .schedules import NesterovSGD, ScaledSGD, Triangular, make_schedule
+from .tta import PASSES as TTA_PASSES
+from .tta import tta_logits
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("onecycle", "cosine", "constant")
+OPTIMIZERS = ("sgd", "adamw", "scaled_sgd")
+SCHEDULES = ("onecycle", "cosine", "constant", "triangular")
+ALL_ARCHITECTURES = (*ARCHITECTURES, "airbench")
 
 
 class TrainingDiverged(VisionDLError):
@@ -87,12 +91,18 @@ class TrainConfig:
     test_limit: int | None = None
     data: str | None = None
     spike_factor: float = 3.0
+    widths: list | None = None
+    bias_scaler: float = 64.0
+    whiten_bias_epochs: int = 3
+    lookahead: bool = False
+    tta_level: int = 0
     wandb: bool = False
     notes: dict = field(default_factory=dict)
 
     def validate(self) -> TrainConfig:
         checks = [
-            (self.arch in ARCHITECTURES, f"arch must be one of {ARCHITECTURES}, got {self.arch!r}"),
+            (self.arch in ALL_ARCHITECTURES, f"arch must be one of {ALL_ARCHITECTURES}, got {self.arch!r}"),
+            (self.tta_level in (0, 1, 2), f"tta_level must be 0, 1 or 2, got {self.tta_level!r}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}"),
@@ -105,7 +115,8 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg + ".")
-        augment.get_policy(self.policy)  # raises ConfigError for an unknown policy
+        if self.policy not in augment.ALTERNATING_POLICIES:
+            augment.get_policy(self.policy)  # raises ConfigError for an unknown policy
         return self
 
     def to_dict(self) -> dict:
@@ -118,6 +129,33 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown configuration keys {unknown}; valid keys are {sorted(names)}.")
         return cls(**d).validate()
+
+
+# The fast recipe (airbench94-style, lesson 3). lr and weight_decay are airbench's "per 1024
+# examples" values: the optimizer turns them into a mean-loss learning rate and a coupled decay.
+_FAST_RECIPE = dict(
+    arch="airbench", widths=[64, 256, 256], batch_size=1024, optimizer="scaled_sgd", lr=11.5, momentum=0.85,
+    weight_decay=0.0153, label_smoothing=0.2, schedule="triangular", pct_start=0.23, policy="altflip+translate",
+    bias_scaler=64.0, whiten_bias_epochs=3, lookahead=True, tta_level=2,
+)
+PRESETS = {
+    "94": dict(_FAST_RECIPE, epochs=20),
+    "fast": dict(_FAST_RECIPE, epochs=8),
+    "resnet9": {},
+}
+
+
+def preset_config(name: str, **overrides) -> TrainConfig:
+    """A named configuration: ``"94"`` (the fast recipe, full width, aims at 94%), ``"fast"`` (the
+    same recipe on a short budget) or ``"resnet9"`` (the ResNet-9 / OneCycle recipe), with overrides.
+
+    Example:
+        >>> preset_config("fast", epochs=2).epochs
+        2
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
+    return TrainConfig(**dict(PRESETS[name], **overrides)).validate()
 
 
 def quick_config(**overrides) -> TrainConfig:
@@ -133,17 +171,30 @@ def quick_config(**overrides) -> TrainConfig:
 
 
 def resolve_precision(precision: str) -> str:
-    """``auto`` -> ``mixed_float16`` on a GPU, ``float32`` on a CPU; other values pass through."""
+    """``auto`` -> ``mixed_float16`` on a GPU, ``mixed_bfloat16`` on a CPU with bfloat16
+    instructions (``avx512_bf16`` or AMX), else ``float32``; other values pass through."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
     if precision == "auto":
-        return "mixed_float16" if has_gpu() else "float32"
+        if has_gpu():
+            return "mixed_float16"
+        return "mixed_bfloat16" if cpu_info()["has_bf16"] else "float32"
     return precision
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int):
     """The optimizer with its LR schedule (and OneCycle momentum for SGD)."""
     total = config.epochs * steps_per_epoch
+    if config.optimizer == "scaled_sgd":
+        # airbench's hyperparameters are per 1024 examples with a summed loss; on a mean loss the
+        # learning rate is lr * batch / (1024 * (1 + 1/(1 - momentum))) and the coupled decay wd / lr.
+        peak = config.lr * config.batch_size / (1024 * (1 + 1 / (1 - config.momentum)))
+        schedule = Triangular(total, peak, warmup_frac=config.pct_start)
+        whiten_steps = config.whiten_bias_epochs * steps_per_epoch
+        rules = (airbench_gradient_rules(config.bias_scaler, whiten_steps) if config.arch == "airbench"
+                 else [{"match": "/beta", "scale": config.bias_scaler}])
+        return ScaledSGD(learning_rate=schedule, momentum=config.momentum, nesterov=True, rules=rules,
+                         coupled_weight_decay=config.weight_decay / config.lr)
     warmup = min(int(round(config.warmup_epochs * steps_per_epoch)), total - 1)
     lr = make_schedule(config.schedule, total, config.lr, warmup_steps=warmup, pct_start=config.pct_start)
     if config.optimizer == "sgd":
@@ -269,8 +320,58 @@ class StabilityMonitor(keras.callbacks.Callback):
                     break
 
 
+class Lookahead(keras.callbacks.Callback):
+    """airbench's lookahead: every ``every`` steps, pull the weights back towards their moving average.
+
+    With ``w`` the model's weights (BatchNorm statistics included) and ``a`` their average,
+    every ``every`` optimizer steps: ``a <- d·a + (1 - d)·w`` and then ``w <- a``, where the decay
+    ``d = max_decay · (step / total_steps)^power`` is ~0 early in training (no effect) and grows to
+    ``max_decay`` at the end; after the last step ``w <- a``. The weights at the end are an average
+    over the last part of training, which is worth a few tenths of a percent at no cost.
+
+    The average is state: :meth:`save` / :meth:`load` keep it beside the checkpoint, so a
+    resumed run continues exactly.
+    """
+
+    def __init__(self, total_steps: int, every: int = 5, max_decay: float = 0.95**5, power: float = 3.0):
+        super().__init__()
+        self.total_steps, self.every, self.max_decay, self.power = int(total_steps), int(every), max_decay, power
+        self.average: list[np.ndarray] | None = None
+
+    def _variables(self):
+        return [w for w in self.model.weights if "float" in str(w.dtype)]
+
+    def decay(self, step: int) -> float:
+        """The decay ``d`` at optimizer step ``step``."""
+        return float(self.max_decay * (min(step, self.total_steps) / self.total_steps) ** self.power)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        variables = self._variables()
+        if self.average is None:
+            self.average = [np.array(keras.ops.convert_to_numpy(v), dtype=np.float32) for v in variables]
+        if step % self.every != 0 and step < self.total_steps:
+            return
+        d = 1.0 if step >= self.total_steps else self.decay(step)
+        for a, v in zip(self.average, variables):
+            if d < 1.0:
+                a *= d
+                a += (1.0 - d) * keras.ops.convert_to_numpy(v).astype(np.float32)
+            v.assign(a)
+
+    def save(self, path: Path) -> None:
+        if self.average is not None:
+            tmp = path.with_name(f".{path.name}.tmp.npz")
+            np.savez(tmp, *self.average)
+            os.replace(tmp, path)
+
+    def load(self, path: Path) -> None:
+        with np.load(path) as f:
+            self.average = [f[f"arr_{i}"] for i in range(len(f.files))]
+
+
 def fit_epoch(model, xs: np.ndarray, ys: np.ndarray, batch_size: int, monitor: StabilityMonitor | None = None,
-              epoch: int = 0, progress: bool = True) -> tuple[float, float]:
+              epoch: int = 0, progress: bool = True, callbacks=()) -> tuple[float, float]:
     """One epoch of ``train_on_batch`` over ``xs, ys`` in order (no shuffling: the data is pre-shuffled).
 
     A plain loop rather than ``model.fit``: it keeps batches exactly as
@@ -294,6 +395,8 @@ def fit_epoch(model, xs: np.ndarray, ys: np.ndarray, batch_size: int, monitor: S
         logs = {"loss": tot_loss / seen, "accuracy": tot_acc / seen}
         if bar is not None:
             bar.update(b + 1, list(logs.items()))
+        for cb in callbacks:
+            cb.on_train_batch_end(b, logs)
         if monitor is not None:
             monitor.on_train_batch_end(b, logs)
             if monitor.problem:
@@ -442,7 +545,17 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, splits: Splits | None
                                      config.limit, config.test_limit)
         num_classes = len(splits.class_names)
         steps_per_epoch = math.ceil(len(splits.y_train) / config.batch_size)
-        policy = augment.get_policy(config.policy, num_classes=num_classes, seed=config.seed)
+        if config.policy in augment.ALTERNATING_POLICIES:
+            def epoch_data(epoch):
+                translate = 2 if config.policy.endswith("translate") else 0
+                return augment.alternating_flip_epoch(splits.x_train, splits.y_train, config.seed, epoch, translate,
+                                                      num_classes)
+        else:
+            policy = augment.get_policy(config.policy, num_classes=num_classes, seed=config.seed)
+
+            def epoch_data(epoch):
+                return augment.augmented_epoch(splits.x_train, splits.y_train, policy, config.seed, epoch,
+                                               config.batch_size)
 
         last_path, best_path = run_dir / "last.keras", run_dir / "best.keras"
         history: list[dict] = []
@@ -455,11 +568,15 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, splits: Splits | None
                 history = [r for r in read_csv(run_dir / "history.csv") if int(r["epoch"]) <= start_epoch]
             log(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs}")
         else:
-            model = build_scratch_model(config.arch, config.width, num_classes, splits.mean, splits.std)
+            if config.arch == "airbench":
+                model = build_airbench(config.widths or (64, 256, 256), num_classes, splits.mean, splits.std,
+                                       whitening_images=splits.x_train[:5000])
+            else:
+                model = build_scratch_model(config.arch, config.width, num_classes, splits.mean, splits.std)
             compile_model(model, config, steps_per_epoch, precision)
             write_json(run_dir / "config.json", config.to_dict())
         env = environment_info()
-        env.update({"seed": config.seed, "deterministic": config.deterministic, "precision": precision,
+        env.update({"cpu": cpu_info(), "seed": config.seed, "deterministic": config.deterministic, "precision": precision,
                     "dataset_fingerprint": splits.fingerprint, "data": _data_info(splits)})
         write_json(run_dir / "environment.json", env)
 
@@ -473,18 +590,24 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, splits: Splits | None
         best_epoch = max((int(r["epoch"]) for r in history if float(r["val_accuracy"]) == best_val), default=0)
         elapsed = float(history[-1]["time_s"]) if history else 0.0
 
+        callbacks = []
+        if config.lookahead:
+            lookahead = Lookahead(config.epochs * steps_per_epoch)
+            lookahead.set_model(model)
+            saved_average = run_dir / f"lookahead-{start_epoch}.npz"
+            if start_epoch and saved_average.is_file():
+                lookahead.load(saved_average)
+            callbacks.append(lookahead)
         prefetch = ThreadPoolExecutor(max_workers=1)
-        next_epoch = prefetch.submit(augment.augmented_epoch, splits.x_train, splits.y_train, policy, config.seed,
-                                     start_epoch, config.batch_size)
+        next_epoch = prefetch.submit(epoch_data, start_epoch)
         for epoch in range(start_epoch, config.epochs):
             if progress:
                 log(f"epoch {epoch + 1}/{config.epochs}")
             xs, ys = next_epoch.result()
             if epoch + 1 < config.epochs:  # augment the next epoch in a background thread while this one trains
-                next_epoch = prefetch.submit(augment.augmented_epoch, splits.x_train, splits.y_train, policy,
-                                             config.seed, epoch + 1, config.batch_size)
+                next_epoch = prefetch.submit(epoch_data, epoch + 1)
             t0 = time.perf_counter()
-            train_loss, train_acc = fit_epoch(model, xs, ys, config.batch_size, monitor, epoch, progress)
+            train_loss, train_acc = fit_epoch(model, xs, ys, config.batch_size, monitor, epoch, progress, callbacks)
             epoch_time = time.perf_counter() - t0
             elapsed += epoch_time
             if monitor.problem:
@@ -516,7 +639,12 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, splits: Splits | None
             if val_acc > best_val:
                 best_val, best_epoch = float(val_acc), epoch + 1
                 _save_keras_atomic(model, best_path)
+            if config.lookahead:  # the average first: a resumed run needs the one of its last.keras
+                lookahead.save(run_dir / f"lookahead-{epoch + 1}.npz")
             _save_keras_atomic(model, last_path)
+            for old in run_dir.glob("lookahead-*.npz"):
+                if old.name != f"lookahead-{epoch + 1}.npz":
+                    old.unlink(missing_ok=True)
             write_csv(run_dir / "history.csv", history)
             write_json(state_path, {"status": "running", "epochs_done": epoch + 1, "best_epoch": best_epoch,
                                     "best_val_accuracy": best_val, "time_s": elapsed})
@@ -529,6 +657,12 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, splits: Splits | None
         prefetch.shutdown()
         best = keras.saving.load_model(best_path, compile=False)
         test = evaluate_arrays(best, splits.x_test, splits.y_test, splits.class_names)
+        tta = {}
+        for level in sorted({0, config.tta_level}):
+            t0 = time.perf_counter()
+            tta_acc = float(np.mean(tta_logits(best, splits.x_test, level).argmax(1) == splits.y_test))
+            tta[str(level)] = {"test_accuracy": tta_acc, "seconds": round(time.perf_counter() - t0, 2),
+                               "forward_passes_per_image": TTA_PASSES[level]}
         val = evaluate_arrays(best, splits.x_val, splits.y_val, splits.class_names) if len(splits.y_val) else None
         metrics = {
             "test_accuracy": test["accuracy"],
@@ -536,6 +670,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, splits: Splits | None
             "per_class_accuracy": test["per_class_accuracy"],
             "val_accuracy": val["accuracy"] if val else None,
             "val_loss": val["loss"] if val else None,
+            "tta": tta,
             "best_epoch": best_epoch,
             "epochs": config.epochs,
             "train_time_s": round(elapsed, 1),
@@ -679,8 +814,13 @@ def _add_config_args(p: argparse.ArgumentParser):
 
 def config_from_args(args) -> TrainConfig:
     base: dict = {}
+    if getattr(args, "preset", None):
+        base = preset_config(args.preset).to_dict()
     if getattr(args, "quick", False):
-        base = quick_config().to_dict()
+        base.update(quick_config(**{k: v for k, v in base.items() if k in ("arch", "widths", "optimizer", "lr",
+                                    "momentum", "weight_decay", "label_smoothing", "schedule", "pct_start",
+                                    "policy", "bias_scaler", "whiten_bias_epochs", "lookahead", "tta_level")}
+                                 ).to_dict())
     if getattr(args, "config", None):
         path = Path(args.config)
         if not path.is_file():
@@ -692,6 +832,11 @@ def config_from_args(args) -> TrainConfig:
     for f in dataclasses.fields(TrainConfig):
         v = getattr(args, f.name, None)
         if v is not None:
+            if f.name == "widths" and isinstance(v, str):
+                try:
+                    v = [int(w) for w in v.split(",")]
+                except ValueError:
+                    raise ConfigError(f"--widths takes three comma-separated integers such as 64,256,256, got {v!r}.") from None
             base[f.name] = v
     return TrainConfig.from_dict(base)
 
@@ -765,6 +910,7 @@ def register_commands(sub):
     p = sub.add_parser("train", help="train a CNN from scratch (resumes an unfinished run directory)")
     p.add_argument("--config", help="JSON file with TrainConfig keys; flags override it")
     p.add_argument("--run-dir", help="run directory (default runs/<timestamp>)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="a named recipe: 94, fast or resnet9 (flags override it)")
     p.add_argument("--quick", action="store_true", help="stratified 2,000-image subset, 2 epochs, width 16")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_config_args(p)

@@ -79,7 +79,7 @@ benchmarks: $(VENV)/.installed-dev
 	$(PY) benchmarks/time_to_accuracy.py
 
 reset-exercises: $(VENV)/.installed-core
-	$(PY) -m visiondl_keras.grade --reset
+	$(PY) -m visiondl_keras grade --reset
 
 grade: $(VENV)/.installed-dev
-	$(PY) -m visiondl_keras.grade submissions/ --out gradebook.csv
+	$(PY) -m visiondl_keras grade submissions/ --out gradebook.csv

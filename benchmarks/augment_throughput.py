@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from visiondl_keras import augment  # noqa: E402
-from visiondl_keras.artifacts import write_json  # noqa: E402
+from visiondl_keras.data import augment  # noqa: E402
+from visiondl_keras.io import write_json  # noqa: E402
 from visiondl_keras.reproducibility import environment_info  # noqa: E402
 
 
@@ -36,8 +36,8 @@ def policy_rate(name: str, x: np.ndarray, y: np.ndarray, batch_size: int, batche
 
 def training_rate(width: int, batch_size: int, batches: int) -> float:
     from visiondl_keras.models.scratch import build_scratch_model
-    from visiondl_keras.train import TrainConfig, compile_model
-
+    from visiondl_keras.training.config import TrainConfig
+    from visiondl_keras.training.optimizers import compile_model
     model = build_scratch_model("resnet9", width)
     compile_model(model, TrainConfig(width=width, batch_size=batch_size), steps_per_epoch=100)
     rng = np.random.default_rng(0)

@@ -58,9 +58,9 @@ def _single_image_fn(kind: str, path: Path, model=None):
 
         loaded = tf.saved_model.load(str(path))
         return lambda x: loaded.serve(tf.constant(x)).numpy()
-    from visiondl_keras.infer import _tflite_interpreter
+    from visiondl_keras.deploy.predictor import tflite_interpreter
 
-    interp = _tflite_interpreter(path)
+    interp = tflite_interpreter(path)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
 
     def run(x):
@@ -96,13 +96,13 @@ def main(argv=None) -> int:
     p.add_argument("--representative", type=int, default=2000)
     args = p.parse_args(argv)
 
-    from visiondl_keras.artifacts import write_json
-    from visiondl_keras.calibrate import read_run_file, resolve_checkpoint, split_settings
-    from visiondl_keras.calibration import load_temperature
-    from visiondl_keras.data import stratified_subset
-    from visiondl_keras.export import export_all, representative_from_run
-    from visiondl_keras.infer import load_predictor
+    from visiondl_keras.data.cifar10 import stratified_subset
+    from visiondl_keras.deploy.export import export_all, representative_from_run
+    from visiondl_keras.deploy.predictor import load_predictor
+    from visiondl_keras.evaluation.calibration import load_temperature
+    from visiondl_keras.io import write_json
     from visiondl_keras.models import load_checkpoint
+    from visiondl_keras.runs import read_run_file, resolve_checkpoint, split_settings
 
     run_dir = args.run_dir
     if run_dir is None and (ROOT / "artifacts" / "runs" / "scratch_reference" / "config.json").is_file() \
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     model = load_checkpoint(checkpoint)
     temperature = load_temperature(checkpoint)
 
-    from visiondl_keras.calibrate import load_splits
+    from visiondl_keras.data.cifar10 import load_run_splits as load_splits
 
     splits = load_splits(settings, progress=False)
     x_test = splits.x_test[stratified_subset(splits.y_test, 1000, seed=0)]

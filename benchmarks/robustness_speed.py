@@ -6,7 +6,7 @@ Times, on the test split (or a stratified subset of it):
 2. the corruption benchmark as ``diagnose`` runs it (generation in a background thread,
    overlapped with the model's forward passes);
 3. the attacks as ``diagnose`` runs them: FGSM and PGD-10 at epsilon 0, 1, 2, 4, 8 (/255), PGD
-   nested over the budgets (see ``robustness.attack_sweep``);
+   nested over the budgets (see ``visiondl_keras.evaluation.attacks.attack_sweep``);
 
 and extrapolates linearly to the 10,000 test images when a subset was used (the attacks scale
 roughly linearly: PGD's early stop depends on the share of images still correctly classified,
@@ -51,11 +51,12 @@ def main(argv=None) -> int:
 
     import keras
 
-    from visiondl_keras.artifacts import write_json
-    from visiondl_keras.data import load_cifar10, stratified_subset
+    from visiondl_keras.data.cifar10 import load_cifar10, stratified_subset
+    from visiondl_keras.evaluation.attacks import attack_sweep
+    from visiondl_keras.evaluation.corruptions import CORRUPTIONS, corrupt, corruption_benchmark
+    from visiondl_keras.io import write_json
     from visiondl_keras.models import build_resnet9, load_checkpoint
     from visiondl_keras.reproducibility import environment_info
-    from visiondl_keras.robustness import CORRUPTIONS, attack_sweep, corrupt, corruption_benchmark
 
     load_before = os.getloadavg()[0]
     ckpt = Path(args.checkpoint)

@@ -108,7 +108,7 @@ def ex(request):
 
 @pytest.fixture
 def package_function():
-    """``package_function("visiondl_keras.augment", "mixup")``: the package's implementation to compare with.
+    """``package_function("visiondl_keras.data.augment", "mixup")``: the package's implementation to compare with.
 
     Skips the test (it then counts for nothing, in the maximum too) when that part of the package
     cannot be imported.

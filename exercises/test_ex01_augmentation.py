@@ -91,8 +91,8 @@ def test_random_crop_uses_the_given_rng(ex):
 
 @pytest.mark.points(1)
 def test_random_crop_matches_the_package(ex, package_function):
-    """Same seed, same crops as visiondl_keras.augment.random_crop (draw all tops, then all lefts)."""
-    pkg = package_function("visiondl_keras.augment", "random_crop")
+    """Same seed, same crops as visiondl_keras.data.augment.random_crop (draw all tops, then all lefts)."""
+    pkg = package_function("visiondl_keras.data.augment", "random_crop")
     x = _images(32, 8, 8, seed=5)
     expected = pkg(x, padding=4, rng=np.random.default_rng(11))
     assert np.array_equal(ex.random_crop(x, padding=4, rng=np.random.default_rng(11)), expected)
@@ -125,8 +125,8 @@ def test_random_flip_flips_about_half_independently(ex):
 
 @pytest.mark.points(1)
 def test_random_flip_matches_the_package(ex, package_function):
-    """Same seed, same flips as visiondl_keras.augment.random_flip (``rng.random(N) < 0.5``)."""
-    pkg = package_function("visiondl_keras.augment", "random_flip")
+    """Same seed, same flips as visiondl_keras.data.augment.random_flip (``rng.random(N) < 0.5``)."""
+    pkg = package_function("visiondl_keras.data.augment", "random_flip")
     x = _images(40, seed=8)
     expected = pkg(x, rng=np.random.default_rng(3))
     assert np.array_equal(ex.random_flip(x, rng=np.random.default_rng(3)), expected)

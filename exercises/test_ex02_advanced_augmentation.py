@@ -72,8 +72,8 @@ def test_mixup_lam_follows_beta_alpha_alpha(ex):
 
 @pytest.mark.points(1)
 def test_mixup_matches_the_package(ex, package_function):
-    """Same seed, same result as visiondl_keras.augment.mixup (draw lam, then the permutation)."""
-    pkg = package_function("visiondl_keras.augment", "mixup")
+    """Same seed, same result as visiondl_keras.data.augment.mixup (draw lam, then the permutation)."""
+    pkg = package_function("visiondl_keras.data.augment", "mixup")
     x, y = _batch(16, seed=9)
     ex_x, ex_y = ex.mixup(x, y, alpha=0.2, rng=np.random.default_rng(4))
     pk_x, pk_y = pkg(x, y, alpha=0.2, rng=np.random.default_rng(4))
@@ -115,8 +115,8 @@ def test_cutmix_box_lam_one_is_empty(ex):
 
 @pytest.mark.points(1)
 def test_cutmix_box_matches_the_package(ex, package_function):
-    """Same seed, same boxes as visiondl_keras.augment.cutmix_box (draw cy, then cx)."""
-    pkg = package_function("visiondl_keras.augment", "cutmix_box")
+    """Same seed, same boxes as visiondl_keras.data.augment.cutmix_box (draw cy, then cx)."""
+    pkg = package_function("visiondl_keras.data.augment", "cutmix_box")
     for seed in range(20):
         lam = seed / 20
         assert tuple(ex.cutmix_box(9, 13, lam, np.random.default_rng(seed))) == tuple(pkg(9, 13, lam, np.random.default_rng(seed)))
@@ -168,8 +168,8 @@ def test_cutmix_pastes_one_rectangle_and_mixes_labels_by_its_area(ex):
 
 @pytest.mark.points(1)
 def test_cutmix_matches_the_package(ex, package_function):
-    """Same seed, same result as visiondl_keras.augment.cutmix (lam, permutation, then the box)."""
-    pkg = package_function("visiondl_keras.augment", "cutmix")
+    """Same seed, same result as visiondl_keras.data.augment.cutmix (lam, permutation, then the box)."""
+    pkg = package_function("visiondl_keras.data.augment", "cutmix")
     x, y = _batch(10, 8, 8, seed=3)
     for seed in range(5):
         ex_x, ex_y = ex.cutmix(x, y, alpha=1.0, rng=np.random.default_rng(seed))

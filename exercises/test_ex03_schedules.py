@@ -50,8 +50,8 @@ def test_warmup_cosine_without_warmup(ex):
 
 @pytest.mark.points(2)
 def test_warmup_cosine_matches_the_package(ex, package_function):
-    """Same values as visiondl_keras.schedules.warmup_cosine over whole runs."""
-    pkg = package_function("visiondl_keras.schedules", "warmup_cosine")
+    """Same values as visiondl_keras.training.schedules.warmup_cosine over whole runs."""
+    pkg = package_function("visiondl_keras.training.schedules", "warmup_cosine")
     for total, base, warm, low in [(100, 0.1, 10, 0.0), (37, 0.05, 3, 1e-4), (500, 1.0, 0, 0.01), (20, 0.3, 19, 0.0)]:
         for step in range(total + 5):
             got, expected = ex.warmup_cosine(step, total, base, warm, low), pkg(step, total, base, warm, low)

@@ -87,8 +87,8 @@ def test_freeze_all_but_top_weights_are_really_trainable(ex):
 
 @pytest.mark.points(1)
 def test_freeze_all_but_top_matches_the_package(ex, package_function):
-    """Same flags and names as visiondl_keras.models.transfer.freeze_all_but_top."""
-    pkg = package_function("visiondl_keras.models.transfer", "freeze_all_but_top")
+    """Same flags and names as visiondl_keras.models.backbones.freeze_all_but_top."""
+    pkg = package_function("visiondl_keras.models.backbones", "freeze_all_but_top")
     for n in (0, 1, 3, 9):
         mine, theirs = _model(), _model()
         names = ex.freeze_all_but_top(mine, n)
@@ -118,8 +118,8 @@ def test_count_trainable_params_after_freezing(ex):
 
 @pytest.mark.points(1)
 def test_count_trainable_params_matches_the_package(ex, package_function):
-    """Same count as visiondl_keras.models.transfer.trainable_params for a few freezing patterns."""
-    pkg = package_function("visiondl_keras.models.transfer", "trainable_params")
+    """Same count as visiondl_keras.models.backbones.trainable_params for a few freezing patterns."""
+    pkg = package_function("visiondl_keras.models.backbones", "trainable_params")
     model = _model()
     for pattern in ([], ["dense_b"], ["bn_a", "conv_a"], LAYERS):
         model.trainable = True

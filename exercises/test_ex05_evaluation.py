@@ -41,8 +41,8 @@ def test_confusion_matrix_matches_scikit_learn_with_absent_classes(ex):
 
 @pytest.mark.points(1)
 def test_confusion_matrix_matches_the_package(ex, package_function):
-    """Same counts as visiondl_keras.diagnostics.confusion_matrices(...)["counts"]."""
-    pkg = package_function("visiondl_keras.diagnostics", "confusion_matrices")
+    """Same counts as visiondl_keras.evaluation.diagnostics.confusion_matrices(...)["counts"]."""
+    pkg = package_function("visiondl_keras.evaluation.diagnostics", "confusion_matrices")
     rng = np.random.default_rng(2)
     labels, preds = rng.integers(0, 10, size=500), rng.integers(0, 9, size=500)
     assert np.array_equal(ex.confusion_matrix(labels, preds, 10), pkg(labels, preds, 10)["counts"])
@@ -119,8 +119,8 @@ def test_most_confident_mistakes_on_random_predictions(ex):
 
 @pytest.mark.points(1)
 def test_most_confident_mistakes_matches_the_package(ex, package_function):
-    """Same indices as visiondl_keras.diagnostics.most_confident_mistakes."""
-    pkg = package_function("visiondl_keras.diagnostics", "most_confident_mistakes")
+    """Same indices as visiondl_keras.evaluation.diagnostics.most_confident_mistakes."""
+    pkg = package_function("visiondl_keras.evaluation.diagnostics", "most_confident_mistakes")
     probs, labels = _probs(300, 10, seed=4)
     for k in (1, 7, 1000):
         assert np.asarray(ex.most_confident_mistakes(probs, labels, k)).tolist() == np.asarray(pkg(probs, labels, k)).tolist()

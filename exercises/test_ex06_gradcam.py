@@ -77,7 +77,7 @@ def test_gradcam_without_positive_evidence_is_zero(ex):
 
 @pytest.mark.points(1)
 def test_gradcam_matches_the_package(ex, package_function):
-    """Same maps as visiondl_keras.gradcam.gradcam_from_activations."""
-    pkg = package_function("visiondl_keras.gradcam", "gradcam_from_activations")
+    """Same maps as visiondl_keras.evaluation.gradcam.gradcam_from_activations."""
+    pkg = package_function("visiondl_keras.evaluation.gradcam", "gradcam_from_activations")
     a, g = _pair(n=4, h=6, w=6, c=8, seed=5)
     assert np.allclose(ex.gradcam_from_activations(a, g), pkg(a, g), atol=1e-5)

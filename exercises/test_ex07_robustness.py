@@ -56,8 +56,8 @@ def test_fgsm_epsilon_zero_and_integer_images(ex):
 
 @pytest.mark.points(1)
 def test_fgsm_matches_the_package(ex, package_function):
-    """Same images as visiondl_keras.robustness.fgsm_perturb."""
-    pkg = package_function("visiondl_keras.robustness", "fgsm_perturb")
+    """Same images as visiondl_keras.evaluation.attacks.fgsm_perturb."""
+    pkg = package_function("visiondl_keras.evaluation.attacks", "fgsm_perturb")
     x, g = _batch(3)
     for eps in (0.5, 4.0, 16.0):
         assert np.allclose(ex.fgsm_perturb(x, g, eps), pkg(x, g, eps), atol=1e-4)

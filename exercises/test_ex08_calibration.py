@@ -86,8 +86,8 @@ def test_ece_weights_bins_by_their_share_of_examples(ex):
 
 @pytest.mark.points(2)
 def test_ece_matches_the_package(ex, package_function):
-    """Same ECE as visiondl_keras.calibration.expected_calibration_error on random predictions."""
-    pkg = package_function("visiondl_keras.calibration", "expected_calibration_error")
+    """Same ECE as visiondl_keras.evaluation.calibration.expected_calibration_error on random predictions."""
+    pkg = package_function("visiondl_keras.evaluation.calibration", "expected_calibration_error")
     for seed, n_bins in [(0, 15), (1, 10), (2, 3), (3, 1)]:
         rng = np.random.default_rng(seed)
         probs = _softmax(rng.normal(size=(400, 10)) * 2.5)
@@ -125,8 +125,8 @@ def test_fit_temperature_with_huge_logits(ex):
 
 @pytest.mark.points(1)
 def test_fit_temperature_matches_the_package(ex, package_function):
-    """Within 1 % of visiondl_keras.calibration.fit_temperature."""
-    pkg = package_function("visiondl_keras.calibration", "fit_temperature")
+    """Within 1 % of visiondl_keras.evaluation.calibration.fit_temperature."""
+    pkg = package_function("visiondl_keras.evaluation.calibration", "fit_temperature")
     for t_true, seed in [(1.5, 3), (0.7, 4)]:
         z, labels = _tempered(t_true, n=2000, seed=seed)
         got, expected = ex.fit_temperature(z, labels), pkg(z, labels)

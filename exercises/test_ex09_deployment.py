@@ -81,8 +81,8 @@ def test_preprocess_composites_transparency_on_white(ex):
 
 @pytest.mark.points(1)
 def test_preprocess_matches_the_package(ex, package_function):
-    """Same arrays as visiondl_keras.infer.preprocess_image for RGB, grey, RGBA and palette images."""
-    pkg = package_function("visiondl_keras.infer", "preprocess_image")
+    """Same arrays as visiondl_keras.deploy.predictor.preprocess_image for RGB, grey, RGBA and palette images."""
+    pkg = package_function("visiondl_keras.deploy.predictor", "preprocess_image")
     rng = np.random.default_rng(6)
     images = [
         Image.fromarray(_rgb(41, 77, 7)),

@@ -9,7 +9,7 @@ The lessons teach the package (:mod:`visiondl_keras`); this module only does boo
   repository; :func:`show_image`, :func:`load_json` and :func:`load_csv` display a visible note
   instead of failing when a reference artifact has not been produced yet, so the book always builds.
 * :func:`lesson_model` returns the shipped reference checkpoint, or (when it is absent) a small model
-  trained on the spot with :func:`visiondl_keras.train.train`.
+  trained on the spot with :func:`visiondl_keras.training.engine.train`.
 
 Example:
     >>> import bookutils as bk
@@ -99,7 +99,7 @@ def _missing(relpath: str, how: str | None = None):
 
 def load_json(relpath: str, how: str | None = None):
     """Read ``artifacts/<relpath>`` (JSON); show a note and return ``None`` when it is absent."""
-    from visiondl_keras.artifacts import read_json
+    from visiondl_keras.io import read_json
 
     p = artifact(relpath)
     if p is None:
@@ -159,7 +159,7 @@ def splits(limit: int | None = 5000, test_limit: int | None = 2000, val_size: in
     In quick mode, ``limit`` training images and ``test_limit`` test images (stratified); in full
     mode ``full_limit`` / ``full_test_limit`` (default: everything, 45,000 / 5,000 / 10,000).
     """
-    from visiondl_keras.data import load_cifar10, train_val_split
+    from visiondl_keras.data.cifar10 import load_cifar10, train_val_split
 
     ds = load_cifar10(progress=False)
     if QUICK:
@@ -171,7 +171,7 @@ def lesson_model(quick_epochs: int = 2, limit: int = 3000):
     """The model that lessons 05-09 analyse, and a sentence describing where it comes from.
 
     The shipped reference checkpoint ``artifacts/checkpoints/scratch_resnet9.keras`` when it is in
-    the repository; otherwise a small ResNet-9 trained here with :func:`visiondl_keras.train.train`
+    the repository; otherwise a small ResNet-9 trained here with :func:`visiondl_keras.training.engine.train`
     (quick configuration), with a visible note.
 
     Returns:
@@ -183,8 +183,8 @@ def lesson_model(quick_epochs: int = 2, limit: int = 3000):
         model = load_checkpoint(REFERENCE_CHECKPOINT)
         desc = "the reference checkpoint `artifacts/checkpoints/scratch_resnet9.keras`"
         return model, REFERENCE_CHECKPOINT, desc
-    from visiondl_keras.train import quick_config, train
-
+    from visiondl_keras.training.config import quick_config
+    from visiondl_keras.training.scratch import train
     note("The reference checkpoint `artifacts/checkpoints/scratch_resnet9.keras` is not committed yet "
          "(produce it with `make reference`). This lesson trains a small stand-in model instead, so its "
          "numbers are far below the reference model's.", "warning")

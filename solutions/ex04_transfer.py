@@ -14,7 +14,7 @@ import keras
 def freeze_all_but_top(model, n: int) -> list[str]:
     """Freeze a (backbone) model except its top ``n`` weighted layers; BatchNormalization stays frozen.
 
-    Contract (the same rules as the package's ``visiondl_keras.models.transfer.freeze_all_but_top``,
+    Contract (the same rules as the package's ``visiondl_keras.models.backbones.freeze_all_but_top``,
     which lesson 04 uses):
         * The layers that *count* are the model's direct layers (``model.layers``, input side first)
           that own weights (``layer.weights`` is not empty), except ``keras.layers.BatchNormalization``
@@ -54,7 +54,7 @@ def count_trainable_params(model) -> int:
         * The sum of the number of elements of every variable in ``model.trainable_weights``.
         * Non-trainable variables never count: frozen layers' weights, and BatchNormalization's moving
           mean and variance even in a trainable layer (they are updated by statistics, not gradients).
-        * The package's ``visiondl_keras.models.transfer.trainable_params`` computes the same number.
+        * The package's ``visiondl_keras.models.backbones.trainable_params`` computes the same number.
         * Returns a Python int.
 
     Hints:

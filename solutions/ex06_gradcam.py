@@ -43,7 +43,7 @@ def gradcam_from_activations(activations: np.ndarray, gradients: np.ndarray) -> 
           ``alpha = channel_weights(gradients)``.
         * Then each map is scaled to ``[0, 1]`` by dividing it by *its own* maximum; a map whose maximum
           is 0 (nothing positive) stays all zeros, never ``nan``.
-        * Returns float32 ``(N, H, W)`` (the package's ``visiondl_keras.gradcam.gradcam_from_activations``
+        * Returns float32 ``(N, H, W)`` (the package's ``visiondl_keras.evaluation.gradcam.gradcam_from_activations``
           has the same contract; it is what lesson 06 calls).
 
     Hints:

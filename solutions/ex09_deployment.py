@@ -16,7 +16,7 @@ from PIL import Image
 def preprocess_image(image: Image.Image, size: int = 32) -> np.ndarray:
     """Any picture to the model's input: a ``(size, size, 3)`` uint8 RGB array.
 
-    Contract (the same steps as the package's ``visiondl_keras.infer.preprocess_image``):
+    Contract (the same steps as the package's ``visiondl_keras.deploy.predictor.preprocess_image``):
         1. Colour: the image becomes RGB. Grey (mode ``"L"``) gets three equal channels; an image with
            transparency (mode ``"RGBA"``) is composited on a *white* background (a transparent pixel
            becomes white, not black); the channel order stays R, G, B.

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from conftest import make_splits
 
-from visiondl_keras.ablation import ablate_augment, markdown_table, summarize
-from visiondl_keras.artifacts import read_json
 from visiondl_keras.errors import ConfigError
-from visiondl_keras.train import TrainConfig
+from visiondl_keras.io import read_json
+from visiondl_keras.training.ablation import ablate_augment, markdown_table, summarize
+from visiondl_keras.training.config import TrainConfig
 
 
 def test_summarize_mean_and_sample_std():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visiondl_keras import augment as A
+from visiondl_keras.data import augment as A
 from visiondl_keras.errors import ConfigError
 
 

@@ -10,22 +10,25 @@ import keras
 import numpy as np
 from conftest import make_splits
 
-from visiondl_keras import augment
-from visiondl_keras import train as T
+from visiondl_keras.data import augment
+from visiondl_keras.evaluation.gradients import predict_logits
 from visiondl_keras.models.scratch import build_scratch_model
+from visiondl_keras.training.callbacks import global_grad_norm
+from visiondl_keras.training.config import TrainConfig
+from visiondl_keras.training.scratch import train
 
 
 def test_build_train_predict_and_gradient_norm_on_the_active_backend(tmp_path):
     splits = make_splits(n_train=120, n_val=40, n_test=40)
-    cfg = T.TrainConfig(arch="simple", width=4, epochs=2, batch_size=40, lr=0.05, val_size=40, warmup_epochs=0.5)
-    metrics = T.train(cfg, tmp_path / "run", splits=splits, progress=False)
+    cfg = TrainConfig(arch="simple", width=4, epochs=2, batch_size=40, lr=0.05, val_size=40, warmup_epochs=0.5)
+    metrics = train(cfg, tmp_path / "run", splits=splits, progress=False)
     assert 0 <= metrics["test_accuracy"] <= 1
     model = keras.saving.load_model(tmp_path / "run" / "best.keras", compile=False)
-    logits = T.predict_logits(model, splits.x_test)
+    logits = predict_logits(model, splits.x_test)
     assert logits.shape == (40, 10) and logits.dtype == np.float32
     y = augment.one_hot(splits.y_test[:8], 10)
     loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True)
-    norm = T.global_grad_norm(model, splits.x_test[:8].astype("float32"), y, loss_fn)
+    norm = global_grad_norm(model, splits.x_test[:8].astype("float32"), y, loss_fn)
     assert np.isfinite(norm) and norm > 0
 
 
@@ -50,5 +53,5 @@ def test_gradient_norm_agrees_with_finite_differences():
     eps = 1e-2
     deriv = (loss_at(base + eps * d) - loss_at(base - eps * d)) / (2 * eps)
     kernel.assign(base)
-    norm = T.global_grad_norm(model, x, y, loss_fn)
+    norm = global_grad_norm(model, x, y, loss_fn)
     assert norm >= abs(deriv) * 0.99

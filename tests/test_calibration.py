@@ -8,7 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
-from visiondl_keras.calibration import (
+from visiondl_keras.errors import ConfigError, ModelError
+from visiondl_keras.evaluation.calibration import (
     adaptive_calibration_error,
     apply_temperature,
     brier_score,
@@ -23,10 +24,9 @@ from visiondl_keras.calibration import (
     reliability_diagram,
     save_temperature,
     sidecar_path,
-    softmax,
     temperature_nll,
 )
-from visiondl_keras.errors import ConfigError, ModelError
+from visiondl_keras.evaluation.metrics import softmax
 
 
 def reference_ece(probs, labels, n_bins):
@@ -201,7 +201,7 @@ def test_corrupt_sidecar_and_missing_checkpoint_raise(tmp_path):
 
 
 def test_reliability_diagram_is_one_figure_with_a_histogram(tmp_path):
-    from visiondl_keras.plots import save_figure
+    from visiondl_keras.reporting.plots import save_figure
 
     probs, labels = synthetic(n=300)
     fig = reliability_diagram(probs, labels, n_bins=10, title="test")
@@ -221,7 +221,7 @@ def test_reliability_diagram_is_one_figure_with_a_histogram(tmp_path):
 def tiny_run(tmp_path_factory):
     from PIL import Image
 
-    from visiondl_keras.data import CLASS_NAMES
+    from visiondl_keras.data.cifar10 import CLASS_NAMES
     from visiondl_keras.models import build_simple_cnn
 
     root = tmp_path_factory.mktemp("calib")
@@ -246,7 +246,7 @@ def tiny_run(tmp_path_factory):
 
 
 def test_calibrate_command_writes_sidecar_tables_and_diagrams(tiny_run, monkeypatch, capsys):
-    from visiondl_keras.cli import main
+    from visiondl_keras.cli.main import main
 
     root, run = tiny_run
     monkeypatch.setenv("VISIONDL_CACHE", str(root / "cache"))
@@ -268,8 +268,9 @@ def test_calibrate_command_writes_sidecar_tables_and_diagrams(tiny_run, monkeypa
 
 
 def test_calibrate_reproduces_the_training_validation_split(tiny_run, monkeypatch):
-    from visiondl_keras.calibrate import load_splits, split_settings
-    from visiondl_keras.data import load_cifar10, train_val_split
+    from visiondl_keras.data.cifar10 import load_cifar10, train_val_split
+    from visiondl_keras.data.cifar10 import load_run_splits as load_splits
+    from visiondl_keras.runs import split_settings
 
     root, run = tiny_run
     monkeypatch.setenv("VISIONDL_CACHE", str(root / "cache"))
@@ -280,7 +281,7 @@ def test_calibrate_reproduces_the_training_validation_split(tiny_run, monkeypatc
 
 
 def test_calibrate_user_errors_are_one_line(tiny_run, tmp_path, capsys):
-    from visiondl_keras.cli import main
+    from visiondl_keras.cli.main import main
 
     _, run = tiny_run
     assert main(["calibrate", str(tmp_path / "nothing")]) == 1

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import make_tar, make_zip, write_tree
 
-from visiondl_keras import data as D
+import visiondl_keras.data.cifar10 as D
 from visiondl_keras.errors import DataError, UnsafePickleError
 
 

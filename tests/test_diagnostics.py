@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from visiondl_keras.diagnostics import (
+from visiondl_keras.errors import ConfigError
+from visiondl_keras.evaluation.diagnostics import (
     classification_report,
     confusion_matrices,
     highest_loss_indices,
@@ -15,9 +16,8 @@ from visiondl_keras.diagnostics import (
     most_confident_mistakes,
     most_confused_pairs,
     per_sample_loss,
-    softmax,
 )
-from visiondl_keras.errors import ConfigError
+from visiondl_keras.evaluation.metrics import softmax
 
 NAMES = ("a", "b", "c")
 
@@ -95,7 +95,7 @@ def test_softmax():
 
 
 def test_figures_render():
-    from visiondl_keras import plots
+    from visiondl_keras.reporting import plots
 
     rng = np.random.default_rng(0)
     cm = confusion_matrices(rng.integers(0, 3, 50), rng.integers(0, 3, 50), 3)
@@ -120,7 +120,7 @@ def tiny_setup(tmp_path_factory):
     import keras
     from PIL import Image
 
-    from visiondl_keras.data import CLASS_NAMES
+    from visiondl_keras.data.cifar10 import CLASS_NAMES
     from visiondl_keras.models import build_simple_cnn
 
     root = tmp_path_factory.mktemp("diag")
@@ -138,7 +138,7 @@ def tiny_setup(tmp_path_factory):
 
 
 def test_diagnose_command_writes_everything(tiny_setup, monkeypatch, capsys):
-    from visiondl_keras.cli import main
+    from visiondl_keras.cli.main import main
 
     root, ckpt = tiny_setup
     monkeypatch.setenv("VISIONDL_CACHE", str(root / "cache"))
@@ -167,7 +167,7 @@ def test_diagnose_command_writes_everything(tiny_setup, monkeypatch, capsys):
 def test_diagnose_skip_and_run_dir_default_layout(tiny_setup, monkeypatch):
     import shutil
 
-    from visiondl_keras.cli import main
+    from visiondl_keras.cli.main import main
 
     root, ckpt = tiny_setup
     monkeypatch.setenv("VISIONDL_CACHE", str(root / "cache"))
@@ -183,15 +183,14 @@ def test_diagnose_skip_and_run_dir_default_layout(tiny_setup, monkeypatch):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--skip", "everything"], "--skip"),
-        (["--corruptions", "rain"], "--corruptions"),
-        (["--severities", "0"], "--severities"),
-        (["--limit", "0"], "--limit"),
-        (["--temperature", "0"], "--temperature"),
+        (["--corruptions", "rain"], "unknown corruption"),
+        (["--severities", "0"], "severities"),
+        (["--limit", "0"], "limit"),
+        (["--temperature", "0"], "temperature"),
     ],
 )
 def test_diagnose_user_errors(tiny_setup, capsys, extra, message):
-    from visiondl_keras.cli import main
+    from visiondl_keras.cli.main import main
 
     _, ckpt = tiny_setup
     assert main(["diagnose", str(ckpt), "--quiet", *extra]) == 1
@@ -199,8 +198,40 @@ def test_diagnose_user_errors(tiny_setup, capsys, extra, message):
     assert message in err and "Traceback" not in err
 
 
+def test_diagnose_unknown_stage_is_a_usage_error(tiny_setup, capsys):
+    from visiondl_keras.cli.main import main
+
+    _, ckpt = tiny_setup
+    with pytest.raises(SystemExit) as exc:
+        main(["diagnose", str(ckpt), "--quiet", "--skip", "everything"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--skip" in err and "unknown stage" in err and "Traceback" not in err
+
+
+def test_diagnose_library_call_on_a_model_object(tiny_setup, monkeypatch, tmp_path):
+    """diagnose() takes a model and a Dataset, writes the JSON and returns the same report."""
+    from visiondl_keras.data.cifar10 import load_cifar10
+    from visiondl_keras.evaluation.report import diagnose
+    from visiondl_keras.models import load_checkpoint
+
+    root, ckpt = tiny_setup
+    monkeypatch.setenv("VISIONDL_CACHE", str(root / "cache"))
+    model, ds = load_checkpoint(ckpt), load_cifar10(str(root / "tree"), progress=False)
+    with pytest.raises(ConfigError, match="out_dir"):
+        diagnose(model, ds, stages=(), progress=False)
+    with pytest.raises(ConfigError, match="unknown stage"):
+        diagnose(model, ds, out_dir=tmp_path, stages=("everything",), progress=False)
+    report = diagnose(model, ds, out_dir=tmp_path, stages=("noise",), sigmas=(0, 8), temperature=2.0, progress=False)
+    written = json.loads((tmp_path / "metrics" / "diagnostics.json").read_text())
+    assert written == json.loads(json.dumps(report))
+    assert report["model"] == model.name and report["temperature"] == 2.0 and report["complete"]
+    assert report["noise"]["accuracy"][0] == pytest.approx(report["accuracy"]) and "gradcam" not in report
+    assert (tmp_path / "figures" / "robustness" / "attacks.png").is_file()
+
+
 def test_diagnose_missing_checkpoint(tmp_path, capsys):
-    from visiondl_keras.cli import main
+    from visiondl_keras.cli.main import main
 
     assert main(["diagnose", str(tmp_path / "nope.keras"), "--quiet"]) == 1
     err = capsys.readouterr().err

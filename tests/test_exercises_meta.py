@@ -5,7 +5,7 @@
 * every mutant in ``tests/mutants/`` (a plausible wrong answer) loses points, without the help of the
   tests that compare with the package;
 * ``exercises/``, the pristine stubs and ``solutions/`` agree (the stubs are generated from the solutions);
-* ``python -m visiondl_keras.grade`` grades a class where one submission loops forever, one does not
+* ``python -m visiondl_keras grade`` grades a class where one submission loops forever, one does not
   compile, one crashes the interpreter and one is missing, and ``--reset`` restores the stubs.
 
 The graded runs are subprocesses (as for students), started up front in parallel; the tests that need
@@ -26,7 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from visiondl_keras import grade
+import visiondl_keras.course.grading as grade
+from visiondl_keras.cli.main import main
+from visiondl_keras.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ROOT / "exercises"
@@ -113,7 +115,7 @@ def test_stubs_are_generated_from_the_solutions():
     assert [p.name for p in grade.exercise_files(grade.STUBS_DIR)] == [f"{n}.py" for n in NAMES]
     for name in NAMES:
         expected = grade.stub_source((SOLUTIONS / f"{name}.py").read_text())
-        hint = "run `python -m visiondl_keras.grade --write-stubs` after editing solutions/"
+        hint = "run `python -m visiondl_keras grade --write-stubs` after editing solutions/"
         assert (grade.STUBS_DIR / f"{name}.py").read_text() == expected, f"{name}: pristine stub out of date; {hint}"
         assert (EXERCISES / f"{name}.py").read_text() == expected, f"exercises/{name}.py is not the stub; {hint}"
 
@@ -237,7 +239,7 @@ def test_grade_a_class_with_broken_submissions(tmp_path):
     (subs / "frank").mkdir()
 
     out = tmp_path / "gradebook.csv"
-    rc = grade.main([str(subs), "--out", str(out), "--tests", str(tests), "--timeout", "4", "--jobs", "2", "--quiet"])
+    rc = main(["grade", str(subs), "--out", str(out), "--tests", str(tests), "--timeout", "4", "--jobs", "2", "--quiet"])
     assert rc == 0
     with open(out, newline="") as f:
         rows = {r["student"]: r for r in csv.DictReader(f)}
@@ -284,29 +286,54 @@ def test_a_hanging_submission_is_killed_and_keeps_its_partial_scores(tmp_path):
 
 def test_reset_restores_the_stubs_and_keeps_a_backup(tmp_path, capsys):
     folder = tmp_path / "exercises"
-    assert grade.main(["--reset", "--exercises-dir", str(folder), "--quiet"]) == 0
+    assert main(["grade", "--reset", "--exercises-dir", str(folder), "--quiet"]) == 0
     for name in NAMES:
         assert (folder / f"{name}.py").read_bytes() == (grade.STUBS_DIR / f"{name}.py").read_bytes()
     shutil.copy(SOLUTIONS / "ex03_schedules.py", folder / "ex03_schedules.py")
     shutil.copy(SOLUTIONS / "ex05_evaluation.py", folder / "ex05_evaluation.py")
 
-    assert grade.main(["--reset", "--only", "ex03", "--exercises-dir", str(folder)]) == 0
+    assert main(["grade", "--reset", "--only", "ex03", "--exercises-dir", str(folder)]) == 0
     assert "reset 1 file(s)" in capsys.readouterr().out
     assert (folder / "ex03_schedules.py").read_bytes() == (grade.STUBS_DIR / "ex03_schedules.py").read_bytes()
     assert (folder / "ex05_evaluation.py").read_bytes() == (SOLUTIONS / "ex05_evaluation.py").read_bytes()
     backups = list((folder / ".backup").glob("*/ex03_schedules.py"))
     assert len(backups) == 1 and backups[0].read_bytes() == (SOLUTIONS / "ex03_schedules.py").read_bytes()
 
-    assert grade.main(["--reset", "--only", "ex42", "--exercises-dir", str(folder)]) == 1
+    assert main(["grade", "--reset", "--only", "ex42", "--exercises-dir", str(folder)]) == 1
     assert "unknown exercise ex42" in capsys.readouterr().err
 
 
 def test_grade_command_line_errors(tmp_path, capsys):
-    assert grade.main([]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["grade"])
+    assert exc.value.code == 2
     assert "give SUBMISSIONS_DIR" in capsys.readouterr().err
-    assert grade.main([str(tmp_path / "nowhere")]) == 1
+    assert main(["grade", str(tmp_path / "nowhere")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not a folder" in err and len(err.strip().splitlines()) == 1
     (tmp_path / "empty").mkdir()
-    assert grade.main([str(tmp_path / "empty")]) == 1
+    assert main(["grade", str(tmp_path / "empty"), "--tests", str(EXERCISES)]) == 1
     assert "no student folders" in capsys.readouterr().err
+
+
+def test_grading_folders_default_to_the_current_directory(tmp_path, monkeypatch, capsys):
+    """Without --tests or --exercises-dir the course folder is the current directory, wherever the package is."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "submissions" / "alice").mkdir(parents=True)
+    assert main(["grade", "submissions"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot find the graded tests" in err and str(tmp_path / "exercises") in err
+    assert main(["grade", "--reset", "--only", "ex05", "--quiet"]) == 0
+    assert (tmp_path / "exercises" / "ex05_evaluation.py").read_bytes() == (
+        grade.STUBS_DIR / "ex05_evaluation.py").read_bytes()
+    assert main(["grade", "--write-stubs", "--quiet"]) == 1
+    assert "no exNN_*.py solutions" in capsys.readouterr().err
+
+
+def test_write_stubs_regenerates_the_packaged_stubs(tmp_path):
+    written = grade.write_stubs(SOLUTIONS, [tmp_path / "a", tmp_path / "b"])
+    assert len(written) == 2 * len(NAMES)
+    for name in NAMES:
+        assert (tmp_path / "a" / f"{name}.py").read_bytes() == (grade.STUBS_DIR / f"{name}.py").read_bytes()
+    with pytest.raises(ConfigError, match="no exNN_"):
+        grade.write_stubs(tmp_path / "empty", [tmp_path / "c"])

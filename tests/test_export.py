@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from visiondl_keras.calibration import apply_temperature
-from visiondl_keras.errors import ConfigError, ModelError
-from visiondl_keras.export import (
+from visiondl_keras.deploy.export import (
     calibrated_model,
-    export_metadata_path,
     export_saved_model,
     export_tflite,
 )
-from visiondl_keras.infer import load_predictor
+from visiondl_keras.deploy.metadata import export_metadata_path
+from visiondl_keras.deploy.predictor import load_predictor
+from visiondl_keras.errors import ConfigError, ModelError
+from visiondl_keras.evaluation.calibration import apply_temperature
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "artifacts" / "checkpoints" / "scratch_resnet9.keras"
@@ -95,8 +95,8 @@ def test_export_argument_errors(tiny):
 
 
 def test_export_command_uses_the_sidecar(tiny, capsys):
-    from visiondl_keras.calibration import save_temperature
-    from visiondl_keras.cli import main
+    from visiondl_keras.cli.main import main
+    from visiondl_keras.evaluation.calibration import save_temperature
 
     ckpt = tiny["root"] / "cli.keras"
     tiny["model"].save(ckpt)
@@ -107,7 +107,7 @@ def test_export_command_uses_the_sidecar(tiny, capsys):
     probs = load_predictor(out).predict(tiny["images"][:16])
     assert np.abs(probs - tiny["probs"][:16]).max() <= 1e-5
     assert main(["export", str(ckpt), "--format", "saved_model", "--quantization", "int8", "--out", str(out)]) == 1
-    assert "--quantization applies to TFLite" in capsys.readouterr().err
+    assert "quantization applies to TFLite" in capsys.readouterr().err
     assert main(["export", str(tiny["root"] / "missing.keras"), "--out", str(out)]) == 1
     assert "no such checkpoint" in capsys.readouterr().err
     # int8 needs training images: without a run (config.json) or --seed/--val-size it is a one-line error
@@ -121,9 +121,9 @@ def test_reference_checkpoint_export_parity_and_int8_agreement(tmp_path):
     """Float32 TFLite and SavedModel within 1e-5 of Keras on 256 test images; int8 top-1 agreement >= 99% on 1,000."""
     if not REFERENCE.is_file():
         pytest.skip("the reference checkpoint is not shipped yet")
-    from visiondl_keras.calibration import load_temperature
-    from visiondl_keras.data import load_cifar10, stratified_subset
-    from visiondl_keras.export import representative_from_run
+    from visiondl_keras.data.cifar10 import load_cifar10, stratified_subset
+    from visiondl_keras.deploy.export import representative_from_run
+    from visiondl_keras.evaluation.calibration import load_temperature
     from visiondl_keras.models import load_checkpoint
 
     try:

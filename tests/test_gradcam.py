@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from visiondl_keras.errors import ConfigError, ModelError
-from visiondl_keras.gradcam import (
+from visiondl_keras.evaluation.gradcam import (
     gradcam,
     gradcam_from_activations,
     gradcam_plus_plus_from_activations,
@@ -23,7 +23,7 @@ from visiondl_keras.gradcam import (
     select_gallery_examples,
     upsample_maps,
 )
-from visiondl_keras.gradients import (
+from visiondl_keras.evaluation.gradients import (
     find_layer,
     input_gradients,
     last_conv_layer,
@@ -295,8 +295,8 @@ def test_other_backends_give_the_same_maps_and_gradients(trained, tmp_path, back
     script = textwrap.dedent(
         f"""
         import numpy as np, keras
-        from visiondl_keras.gradcam import gradcam
-        from visiondl_keras.gradients import input_gradients
+        from visiondl_keras.evaluation.gradcam import gradcam
+        from visiondl_keras.evaluation.gradients import input_gradients
         m = keras.saving.load_model({str(path)!r})
         x = np.load({str(tmp_path / "x.npy")!r}); y = np.load({str(tmp_path / "y.npy")!r})
         np.save({str(tmp_path / "maps.npy")!r}, gradcam(m, x))

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visiondl_keras import infer
-from visiondl_keras.infer import InputError, expand_paths, load_image, main, preprocess_image
+import visiondl_keras.deploy.predictor as infer
+from visiondl_keras.cli.infer import main
+from visiondl_keras.deploy.predictor import InputError, expand_paths, load_image, preprocess_image
+from visiondl_keras.errors import ConfigError, ModelError
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPERATURE = 2.0
@@ -29,8 +31,8 @@ TEMPERATURE = 2.0
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from visiondl_keras.calibration import save_temperature
-    from visiondl_keras.export import export_tflite
+    from visiondl_keras.deploy.export import export_tflite
+    from visiondl_keras.evaluation.calibration import save_temperature
     from visiondl_keras.models import build_simple_cnn
 
     root = tmp_path_factory.mktemp("infer_models")
@@ -221,7 +223,7 @@ def test_folders_expand_recursively_and_sorted(images):
 
 
 def _expected_probs(model, path, temperature):
-    from visiondl_keras.calibration import apply_temperature
+    from visiondl_keras.evaluation.calibration import apply_temperature
 
     logits = np.asarray(model.predict_on_batch(load_image(path)[None].astype(np.float32)))
     return apply_temperature(logits, temperature)[0]
@@ -236,7 +238,7 @@ def test_json_output_is_calibrated_with_the_sidecar(models, images, capsys):
     assert set(preds[0]) == {"label", "probability"} and len(preds) == 10
     probs = [p["probability"] for p in preds]
     assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1, abs=1e-4)
-    from visiondl_keras.data import CLASS_NAMES
+    from visiondl_keras.data.cifar10 import CLASS_NAMES
 
     expected = _expected_probs(models["model"], path, TEMPERATURE)
     got = np.array([dict((p["label"], p["probability"]) for p in preds)[c] for c in CLASS_NAMES])
@@ -312,9 +314,77 @@ def test_model_errors_exit_2(models, images, tmp_path, capsys, monkeypatch):
         assert main([img, "--model", str(model)]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and err.startswith("error: "), err
-    monkeypatch.setattr(infer, "DEFAULT_MODEL", tmp_path / "gone.keras")
+    monkeypatch.delenv("VISIONDL_MODEL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(infer, "SOURCE_ROOT", tmp_path / "no_checkout")
+    monkeypatch.setattr(infer, "PACKAGED_MODEL_DIR", tmp_path / "no_package_data")
     assert main([img]) == 2
-    assert "default model" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: no default model") and "no_package_data" in err and err.count("\n") == 1
+
+
+def test_library_raises_package_errors(models, images, tmp_path):
+    with pytest.raises(ModelError, match="model not found"):
+        infer.load_predictor(tmp_path / "missing.keras")
+    with pytest.raises(ModelError, match="unknown model format"):
+        (tmp_path / "model.txt").write_text("x")
+        infer.load_predictor(tmp_path / "model.txt")
+    predictor = infer.load_predictor(models["tflite"])
+    with pytest.raises(ConfigError, match="top_k"):
+        infer.classify([images["good"]], predictor, top_k=0)
+    results = infer.classify([images["good"] / "a_rgb32.png"], predictor)
+    with pytest.raises(ConfigError, match="Grad-CAM needs a .keras checkpoint"):
+        infer.write_gradcam_overlays(results, predictor, tmp_path / "cams")
+
+
+def test_default_model_lookup_order(models, tmp_path, monkeypatch):
+    """$VISIONDL_MODEL, then ./artifacts/checkpoints, then the source checkout, then the package data."""
+    name = infer.DEFAULT_MODEL_NAME
+    cwd, checkout, packaged = tmp_path / "cwd", tmp_path / "checkout", tmp_path / "packaged"
+    for folder in (cwd / "artifacts" / "checkpoints", checkout / "artifacts" / "checkpoints", packaged):
+        folder.mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text("")
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(infer, "SOURCE_ROOT", checkout)
+    monkeypatch.setattr(infer, "PACKAGED_MODEL_DIR", packaged)
+    monkeypatch.delenv("VISIONDL_MODEL", raising=False)
+    expected = [cwd / "artifacts" / "checkpoints" / name, checkout / "artifacts" / "checkpoints" / name, packaged / name]
+    assert infer.default_model_candidates() == expected
+    for path in reversed(expected):  # each one wins over the ones after it
+        path.write_bytes(models["keras"].read_bytes())
+        assert infer.find_default_model() == path
+    monkeypatch.setenv("VISIONDL_MODEL", str(models["tflite"]))
+    assert infer.find_default_model() == models["tflite"]
+    assert infer.load_predictor().kind == "tflite"
+    monkeypatch.setenv("VISIONDL_MODEL", str(tmp_path / "gone.keras"))
+    with pytest.raises(ModelError, match="VISIONDL_MODEL"):
+        infer.find_default_model()
+
+
+def test_packaged_model_uses_its_sidecar(models, tmp_path, monkeypatch):
+    from visiondl_keras.evaluation.calibration import save_temperature
+
+    packaged = tmp_path / "packaged"
+    packaged.mkdir()
+    model = packaged / infer.DEFAULT_MODEL_NAME
+    model.write_bytes(models["keras"].read_bytes())
+    save_temperature(model, 3.0)
+    monkeypatch.delenv("VISIONDL_MODEL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(infer, "SOURCE_ROOT", tmp_path / "no_checkout")
+    monkeypatch.setattr(infer, "PACKAGED_MODEL_DIR", packaged)
+    predictor = infer.load_predictor()
+    assert predictor.source == str(model) and predictor.temperature == 3.0
+
+
+def test_infer_is_also_a_subcommand(models, images, capsys):
+    from visiondl_keras.cli.main import main as cli_main
+
+    img = str(images["good"] / "a_rgb32.png")
+    assert cli_main(["infer", img, "--model", str(models["tflite"]), "--top-k", "1"]) == 0
+    assert capsys.readouterr().out.startswith(img + ": ")
+    assert cli_main(["infer", img, "--model", str(images["root"] / "missing.keras")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
 
 
 def test_deterministic_alone_or_in_company(models, images, capsys):
@@ -340,7 +410,7 @@ def test_tflite_model_matches_keras(models, images, capsys):
     # --no-calibration undoes the folded-in temperature with the export's metadata
     assert main(paths[:1] + ["--model", str(models["tflite"]), "--json", "--top-k", "10", "--no-calibration"]) == 0
     raw = {p["label"]: p["probability"] for p in json.loads(capsys.readouterr().out)[0]["predictions"]}
-    from visiondl_keras.data import CLASS_NAMES
+    from visiondl_keras.data.cifar10 import CLASS_NAMES
 
     expected = _expected_probs(models["model"], paths[0], 1.0)
     assert max(abs(raw[c] - e) for c, e in zip(CLASS_NAMES, expected)) < 1e-5
@@ -366,7 +436,7 @@ def test_tflite_falls_back_to_tf_lite_without_litert(models, images, monkeypatch
 
 
 def test_gradcam_overlays(models, images, tmp_path, capsys):
-    pytest.importorskip("visiondl_keras.gradcam")
+    pytest.importorskip("visiondl_keras.evaluation.gradcam")
     out_dir = tmp_path / "cams"
     paths = [str(images["good"] / "a_rgb32.png"), str(images["good"] / "b_wide.jpg"), str(images["bad"] / "empty.png")]
     assert main(paths + ["--model", str(models["keras"]), "--gradcam", str(out_dir)]) == 1
@@ -380,7 +450,7 @@ def test_gradcam_overlays(models, images, tmp_path, capsys):
 
 
 def test_gradcam_failure_is_one_line(images, tmp_path, capsys):
-    pytest.importorskip("visiondl_keras.gradcam")
+    pytest.importorskip("visiondl_keras.evaluation.gradcam")
     import keras
 
     inputs = keras.Input((32, 32, 3))
@@ -450,7 +520,7 @@ def test_samples_are_documented_and_readable():
 
 @pytest.mark.integration
 def test_samples_are_the_mirror_test_images():
-    from visiondl_keras.data import CLASS_NAMES, load_cifar10
+    from visiondl_keras.data.cifar10 import CLASS_NAMES, load_cifar10
 
     try:
         ds = load_cifar10(progress=False)
@@ -461,7 +531,9 @@ def test_samples_are_the_mirror_test_images():
 
 
 def test_default_model_runs_on_the_samples(capsys):
-    if not infer.DEFAULT_MODEL.is_file():
+    try:
+        infer.find_default_model()
+    except ModelError:
         pytest.skip("the reference checkpoint is not shipped yet")
     assert main([str(ROOT / "samples"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from visiondl_keras.calibration import save_temperature
-from visiondl_keras.model_card import diagnostics_lines, gather, render, write_model_card
+from visiondl_keras.evaluation.calibration import save_temperature
+from visiondl_keras.reporting.model_card import diagnostics_lines, gather, render, write_model_card
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -156,7 +156,7 @@ def test_checkpoint_in_the_run_directory_and_calibration_json(tmp_path):
 
 
 def test_model_card_command_and_errors(run, capsys):
-    from visiondl_keras.cli import main
+    from visiondl_keras.cli.main import main
 
     out = run["tmp"] / "card.md"
     assert main(["model-card", str(run["run_dir"]), "--checkpoint", str(run["ckpt"]), "--out", str(out), "--quiet"]) == 0

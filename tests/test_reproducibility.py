@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from visiondl_keras import environment_info, set_seed
-from visiondl_keras.artifacts import read_csv, write_csv, write_json
 from visiondl_keras.errors import ConfigError
+from visiondl_keras.io import read_csv, write_csv, write_json
 
 
 def test_set_seed_makes_numpy_and_keras_draws_repeat():

@@ -7,23 +7,25 @@ import numpy as np
 import pytest
 
 from visiondl_keras.errors import ConfigError
-from visiondl_keras.gradients import input_gradients
-from visiondl_keras.models import build_simple_cnn
-from visiondl_keras.robustness import (
-    CORRUPTIONS,
-    _correlate,
-    _disk,
-    _zoom_matrix,
-    accuracy,
+from visiondl_keras.evaluation.attacks import (
     attack_self_checks,
     attack_sweep,
-    corrupt,
-    corruption_benchmark,
     fgsm_attack,
     fgsm_perturb,
     noise_sweep,
     pgd_attack,
 )
+from visiondl_keras.evaluation.corruptions import (
+    CORRUPTIONS,
+    _correlate,
+    _disk,
+    _zoom_matrix,
+    corrupt,
+    corruption_benchmark,
+)
+from visiondl_keras.evaluation.gradients import input_gradients
+from visiondl_keras.evaluation.metrics import accuracy
+from visiondl_keras.models import build_simple_cnn
 
 COLOURS = np.array([[230, 60, 60], [60, 230, 60], [60, 60, 230]], dtype=np.float32)
 

@@ -6,8 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from visiondl_keras import schedules as S
 from visiondl_keras.errors import ConfigError
+from visiondl_keras.training import schedules as S
+from visiondl_keras.training.optimizers import NesterovSGD
 
 
 def test_warmup_cosine_known_values():
@@ -63,10 +64,10 @@ def _one_step(opt, w0, g):
 def test_nesterov_sgd_equals_keras_sgd_and_cycles_momentum():
     w0 = np.array([1.0, -2.0, 3.0], np.float32)
     g = np.array([0.5, 0.1, -0.3], np.float32)
-    ours = _one_step(S.NesterovSGD(0.1, momentum=0.9), w0, g)
+    ours = _one_step(NesterovSGD(0.1, momentum=0.9), w0, g)
     ref = _one_step(keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True), w0, g)
     np.testing.assert_allclose(ours, ref, rtol=1e-6)
-    opt = S.NesterovSGD(0.1, cycle_momentum_steps=100, pct_start=0.25)
+    opt = NesterovSGD(0.1, cycle_momentum_steps=100, pct_start=0.25)
     opt.build([keras.Variable(w0)])
     assert float(keras.ops.convert_to_numpy(opt.current_momentum())) == pytest.approx(0.95)
     opt.iterations.assign(25)

@@ -15,11 +15,20 @@ import numpy as np
 import pytest
 from conftest import make_splits, synthetic_images
 
-from visiondl_keras import augment
-from visiondl_keras import train as T
-from visiondl_keras.artifacts import read_csv, read_json
-from visiondl_keras.cli import main
+from visiondl_keras.cli.main import main
+from visiondl_keras.data import augment
+from visiondl_keras.errors import ConfigError
+from visiondl_keras.evaluation.gradients import predict_logits
+from visiondl_keras.io import read_csv, read_json
 from visiondl_keras.models.scratch import build_resnet9, build_scratch_model, count_flops, model_summary
+from visiondl_keras.reproducibility import cpu_info
+from visiondl_keras.runs import publish_run
+from visiondl_keras.training.callbacks import StabilityMonitor, TrainingDiverged
+from visiondl_keras.training.config import TrainConfig, resolve_precision
+from visiondl_keras.training.engine import fit_epoch
+from visiondl_keras.training.lr_finder import lr_find
+from visiondl_keras.training.optimizers import compile_model, current_lr_momentum, make_optimizer
+from visiondl_keras.training.scratch import evaluate_arrays, train
 
 TINY = dict(arch="simple", width=8, epochs=3, batch_size=50, lr=0.05, warmup_epochs=0.5, val_size=50)
 TIMING = {"epoch_time_s", "time_s"}
@@ -30,7 +39,7 @@ def _rows(run_dir):
 
 
 def test_run_directory_contents(tmp_path, tiny_splits):
-    metrics = T.train(T.TrainConfig(**TINY), tmp_path / "run", splits=tiny_splits, progress=False)
+    metrics = train(TrainConfig(**TINY), tmp_path / "run", splits=tiny_splits, progress=False)
     run = tmp_path / "run"
     for name in ("config.json", "history.csv", "metrics.json", "environment.json", "best.keras", "last.keras",
                  "state.json", "figures/curves.png"):
@@ -47,26 +56,26 @@ def test_run_directory_contents(tmp_path, tiny_splits):
     assert metrics == read_json(run / "metrics.json")
     # metrics.json's test accuracy is that of best.keras on the test split
     best = keras.saving.load_model(run / "best.keras", compile=False)
-    acc = T.evaluate_arrays(best, tiny_splits.x_test, tiny_splits.y_test, tiny_splits.class_names)["accuracy"]
+    acc = evaluate_arrays(best, tiny_splits.x_test, tiny_splits.y_test, tiny_splits.class_names)["accuracy"]
     assert metrics["test_accuracy"] == pytest.approx(acc)
     assert read_json(run / "state.json")["status"] == "completed"
-    assert read_json(run / "config.json") == T.TrainConfig(**TINY).to_dict()
+    assert read_json(run / "config.json") == TrainConfig(**TINY).to_dict()
 
 
 def test_training_learns_the_synthetic_task(tmp_path):
     splits = make_splits(n_train=600, n_val=100, n_test=200)
-    cfg = T.TrainConfig(**{**TINY, "epochs": 6, "lr": 0.1})
-    metrics = T.train(cfg, tmp_path / "run", splits=splits, progress=False)
+    cfg = TrainConfig(**{**TINY, "epochs": 6, "lr": 0.1})
+    metrics = train(cfg, tmp_path / "run", splits=splits, progress=False)
     assert metrics["test_accuracy"] > 0.6  # chance is 0.1
 
 
 def test_same_seed_deterministic_runs_have_identical_histories(tmp_path, tiny_splits):
-    cfg = T.TrainConfig(**{**TINY, "deterministic": True, "policy": "cutmix"})
-    T.train(cfg, tmp_path / "a", splits=tiny_splits, progress=False)
-    T.train(cfg, tmp_path / "b", splits=tiny_splits, progress=False)
+    cfg = TrainConfig(**{**TINY, "deterministic": True, "policy": "cutmix"})
+    train(cfg, tmp_path / "a", splits=tiny_splits, progress=False)
+    train(cfg, tmp_path / "b", splits=tiny_splits, progress=False)
     assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
-    other = T.TrainConfig(**{**TINY, "deterministic": True, "policy": "cutmix", "seed": 1})
-    T.train(other, tmp_path / "c", splits=tiny_splits, progress=False)
+    other = TrainConfig(**{**TINY, "deterministic": True, "policy": "cutmix", "seed": 1})
+    train(other, tmp_path / "c", splits=tiny_splits, progress=False)
     assert _rows(tmp_path / "a") != _rows(tmp_path / "c")
 
 
@@ -134,8 +143,8 @@ def test_nan_loss_stops_with_clear_message_and_keeps_best(tmp_path, tiny_splits,
         return xs, ys
 
     monkeypatch.setattr(augment, "augmented_epoch", poisoned)
-    with pytest.raises(T.TrainingDiverged, match=r"loss became nan at epoch 2.*best.keras \(from epoch 1\) was kept"):
-        T.train(T.TrainConfig(**TINY), tmp_path / "run", splits=tiny_splits, progress=False)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2.*best.keras \(from epoch 1\) was kept"):
+        train(TrainConfig(**TINY), tmp_path / "run", splits=tiny_splits, progress=False)
     assert (tmp_path / "run" / "best.keras").is_file()
     assert read_json(tmp_path / "run" / "state.json")["status"] == "diverged"
     best = keras.saving.load_model(tmp_path / "run" / "best.keras", compile=False)
@@ -143,7 +152,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_best(tmp_path, tiny_splits,
 
 
 def test_stability_monitor_counts_spikes_from_running_means():
-    mon = T.StabilityMonitor(spike_factor=3.0, log=lambda *a: None)
+    mon = StabilityMonitor(spike_factor=3.0, log=lambda *a: None)
     mon.set_model(build_scratch_model("simple", 4))
     mon.on_epoch_begin(0)
     batch_losses = [1.0, 1.0, 1.0, 10.0, 1.0]
@@ -156,11 +165,11 @@ def test_stability_monitor_counts_spikes_from_running_means():
 
 
 def test_resuming_a_different_config_is_refused(tmp_path, tiny_splits):
-    T.train(T.TrainConfig(**{**TINY, "epochs": 1}), tmp_path / "run", splits=tiny_splits, progress=False)
-    with pytest.raises(T.ConfigError, match="different configuration"):
-        T.train(T.TrainConfig(**{**TINY, "epochs": 1, "lr": 0.5}), tmp_path / "run", splits=tiny_splits, progress=False)
+    train(TrainConfig(**{**TINY, "epochs": 1}), tmp_path / "run", splits=tiny_splits, progress=False)
+    with pytest.raises(ConfigError, match="different configuration"):
+        train(TrainConfig(**{**TINY, "epochs": 1, "lr": 0.5}), tmp_path / "run", splits=tiny_splits, progress=False)
     # the same config on a completed run returns its metrics without training
-    again = T.train(T.TrainConfig(**{**TINY, "epochs": 1}), tmp_path / "run", splits=tiny_splits, progress=False)
+    again = train(TrainConfig(**{**TINY, "epochs": 1}), tmp_path / "run", splits=tiny_splits, progress=False)
     assert again == read_json(tmp_path / "run" / "metrics.json")
 
 
@@ -169,7 +178,7 @@ def test_mixed_precision_keeps_float32_logits_and_scales_the_loss(precision, tin
     keras.mixed_precision.set_dtype_policy(precision)
     try:
         model = build_resnet9(width=4)
-        T.compile_model(model, T.TrainConfig(**TINY), steps_per_epoch=4, precision=precision)
+        compile_model(model, TrainConfig(**TINY), steps_per_epoch=4, precision=precision)
         assert model.get_layer("stage1_conv").compute_dtype == precision.split("_")[1]
         out = model.predict_on_batch(tiny_splits.x_train[:4])
         assert out.dtype == np.float32
@@ -177,18 +186,19 @@ def test_mixed_precision_keeps_float32_logits_and_scales_the_loss(precision, tin
             assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
         xs, ys = augment.augmented_epoch(tiny_splits.x_train[:100], tiny_splits.y_train[:100], augment.get_policy("baseline"),
                                          0, 0, 50)
-        loss, _ = T.fit_epoch(model, xs, ys, 50, progress=False)
+        loss, _ = fit_epoch(model, xs, ys, 50, progress=False)
         assert np.isfinite(loss)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
-    assert T.resolve_precision("auto") in ("float32", "mixed_float16")
+    expected = "mixed_bfloat16" if cpu_info()["has_bf16"] else "float32"
+    assert resolve_precision("auto") in (expected, "mixed_float16")
 
 
 def test_optimizers_and_schedules_build(tiny_splits):
     for opt, sched in (("sgd", "onecycle"), ("sgd", "cosine"), ("adamw", "cosine"), ("adamw", "constant")):
-        cfg = T.TrainConfig(**{**TINY, "optimizer": opt, "schedule": sched})
-        o = T.make_optimizer(cfg, steps_per_epoch=10)
-        lr, mom = T.current_lr_momentum(o)
+        cfg = TrainConfig(**{**TINY, "optimizer": opt, "schedule": sched})
+        o = make_optimizer(cfg, steps_per_epoch=10)
+        lr, mom = current_lr_momentum(o)
         assert lr > 0
         assert (mom is not None) == (opt == "sgd")
 
@@ -196,7 +206,7 @@ def test_optimizers_and_schedules_build(tiny_splits):
 def test_lr_find_suggests_a_learning_rate_and_restores_weights(tiny_splits):
     model = build_scratch_model("simple", 8)
     before = [w.copy() for w in model.get_weights()]
-    res = T.lr_find(model, tiny_splits.x_train, tiny_splits.y_train, start_lr=1e-4, end_lr=10, steps=30, batch_size=32)
+    res = lr_find(model, tiny_splits.x_train, tiny_splits.y_train, start_lr=1e-4, end_lr=10, steps=30, batch_size=32)
     assert 1e-4 <= res.suggested_lr <= 10 and len(res.lrs) == len(res.losses) >= 3
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     import matplotlib.figure
@@ -216,7 +226,7 @@ def test_models_are_self_contained_and_report_params_and_flops():
                              keras.layers.Dense(10)])
     assert count_flops(tiny) == 2 * 32 * 32 * 4 * 9 * 3 + 2 * (32 * 32 * 4 * 10)
     assert model_summary(build_scratch_model("resnet9", 16))["params"] < model_summary(build_scratch_model("resnet9", 24))["params"]
-    with pytest.raises(T.ConfigError, match="unknown architecture"):
+    with pytest.raises(ConfigError, match="unknown architecture"):
         build_scratch_model("vgg99")
 
 
@@ -256,15 +266,15 @@ def test_cli_train_quick_and_evaluate(tmp_path, capsys, monkeypatch):
 
 def test_publish_ships_a_smaller_weights_only_checkpoint_with_the_run_files(tmp_path, tiny_splits):
     run = tmp_path / "run"
-    T.train(T.TrainConfig(**{**TINY, "epochs": 1}), run, splits=tiny_splits, progress=False)
-    info = T.publish_run(run, "tiny", tmp_path / "art")
+    train(TrainConfig(**{**TINY, "epochs": 1}), run, splits=tiny_splits, progress=False)
+    info = publish_run(run, "tiny", tmp_path / "art")
     ckpt = Path(info["checkpoint"])
     assert ckpt.stat().st_size < (run / "best.keras").stat().st_size
     shipped = keras.saving.load_model(ckpt, compile=False)
     best = keras.saving.load_model(run / "best.keras", compile=False)
-    np.testing.assert_allclose(T.predict_logits(shipped, tiny_splits.x_test), T.predict_logits(best, tiny_splits.x_test))
+    np.testing.assert_allclose(predict_logits(shipped, tiny_splits.x_test), predict_logits(best, tiny_splits.x_test))
     for f in ("config.json", "history.csv", "metrics.json", "environment.json", "figures/curves.png"):
         assert (Path(info["run_dir"]) / f).is_file()
     (run / "state.json").write_text('{"status": "running"}')
-    with pytest.raises(T.ConfigError, match="not completed"):
-        T.publish_run(run, "tiny", tmp_path / "art")
+    with pytest.raises(ConfigError, match="not completed"):
+        publish_run(run, "tiny", tmp_path / "art")

@@ -1,5 +1,6 @@
 """Transfer learning: model contract, offline weights and their error paths, strategies, the feature
-cache, discriminative learning rates and the transfer-compare command.
+cache, discriminative learning rates, the two-stage recipe on the shared engine (resumable, also after
+``kill -9``) and the transfer-compare / transfer-train commands.
 
 Models are tiny (MobileNet alpha 0.25 at 32 px, random weights) except where the offline ImageNet
 files are the point; those tests are skipped when ``../shared/weights/keras-models`` is missing.
@@ -7,28 +8,42 @@ files are the point; those tests are skipped when ``../shared/weights/keras-mode
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from conftest import make_splits
 
 from visiondl_keras.errors import ConfigError, ModelError
-from visiondl_keras.models import transfer
-from visiondl_keras.models.transfer import (
-    ArrayBatches,
+from visiondl_keras.models import backbones
+from visiondl_keras.models.backbones import (
     apply_strategy,
     build_transfer_model,
-    discriminative_optimizer,
-    fit_transfer,
     freeze_all_but_top,
     get_backbone,
     head_model,
     keras_weights_filename,
     trainable_params,
-    two_stage_fine_tune,
     unfreezable_layers,
+)
+from visiondl_keras.runs import RunDir
+from visiondl_keras.training.engine import fit_epoch
+from visiondl_keras.training.transfer import (
+    EpochCosine,
+    compile_transfer_model,
+    copy_weights,
+    discriminative_optimizer,
+    fit_two_stages,
+    image_epochs,
+    reference_recipe,
 )
 
 SHARED_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "keras-models"
@@ -51,14 +66,14 @@ def offline_weights(monkeypatch):
     """Only the project's offline folder is searched (not ~/.keras), so tests see what CI sees."""
     if not (SHARED_WEIGHTS / V2_224).is_file():
         pytest.skip("offline ImageNet weights (../shared/weights/keras-models) not available")
-    monkeypatch.setattr(transfer, "weight_search_dirs", lambda: [SHARED_WEIGHTS])
+    monkeypatch.setattr(backbones, "weight_search_dirs", lambda: [SHARED_WEIGHTS])
     return SHARED_WEIGHTS
 
 
 @pytest.fixture
 def no_weights(tmp_path, monkeypatch):
     """No weight file anywhere, and Keras' download fails as it does offline."""
-    monkeypatch.setattr(transfer, "weight_search_dirs", lambda: [tmp_path / "empty"])
+    monkeypatch.setattr(backbones, "weight_search_dirs", lambda: [tmp_path / "empty"])
 
     def offline_get_file(fname, origin=None, **kwargs):
         raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name or service not known")
@@ -205,7 +220,7 @@ def test_keras_weight_file_names():
 
 
 def test_offline_224_weights_load_into_a_96_px_model_with_a_log_line(offline_weights, caplog):
-    with caplog.at_level(logging.INFO, logger="visiondl_keras.models.transfer"):
+    with caplog.at_level(logging.INFO, logger="visiondl_keras.models.backbones"):
         model = build_transfer_model("mobilenet_v2", "frozen", input_size=96)
     assert "loaded the 224 px file" in caplog.text and V2_224 in caplog.text
     assert model.weights_source.endswith(V2_224)
@@ -220,7 +235,7 @@ def test_offline_224_weights_load_into_a_96_px_model_with_a_log_line(offline_wei
 
 
 def test_offline_weights_at_224_need_no_fallback(offline_weights, caplog):
-    with caplog.at_level(logging.INFO, logger="visiondl_keras.models.transfer"):
+    with caplog.at_level(logging.INFO, logger="visiondl_keras.models.backbones"):
         model = build_transfer_model("mobilenet", "frozen", input_size=224)
     assert "224 px file" not in caplog.text
     assert model.weights_source.endswith("mobilenet_2_5_224_tf_no_top.h5")
@@ -252,8 +267,8 @@ def test_weights_path_errors(tmp_path):
 def test_weights_from_the_visiondl_weights_folder(offline_weights, monkeypatch, caplog):
     monkeypatch.undo()  # the real search path, driven by the environment variable
     monkeypatch.setenv("VISIONDL_WEIGHTS", str(offline_weights))
-    assert transfer.weight_search_dirs()[0] == offline_weights
-    assert transfer.find_weights_file(V2_224) == offline_weights / V2_224
+    assert backbones.weight_search_dirs()[0] == offline_weights
+    assert backbones.find_weights_file(V2_224) == offline_weights / V2_224
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,7 +283,7 @@ def feature_cache(tmp_path, monkeypatch):
 
 
 def test_cached_feature_head_equals_end_to_end_frozen_training(feature_cache):
-    from visiondl_keras.features import extract_features
+    from visiondl_keras.models.features import extract_features
 
     keras.utils.set_random_seed(0)
     end_to_end = tiny("frozen", dropout=0.0)
@@ -278,10 +293,13 @@ def test_cached_feature_head_equals_end_to_end_frozen_training(feature_cache):
     # plain SGD: its update is linear in the gradient, so float noise in the features stays noise
     # (Adam's m / sqrt(v) turns near-zero gradients into +-lr steps and amplifies it); a fixed batch
     # order, so the comparison is about the features only
-    common = dict(epochs=2, batch_size=16, learning_rate=0.05, optimizer="sgd", shuffle=False, verbose=0)
-    fit_transfer(end_to_end, x, y, **common)
+    y_onehot = np.eye(10, dtype=np.float32)[y]
+    compile_transfer_model(end_to_end, 0.05, optimizer="sgd")
     feats = extract_features(cached, x, progress=False)
-    fit_transfer(head_model(cached), feats, y, **common)
+    head = compile_transfer_model(head_model(cached), 0.05, optimizer="sgd")
+    for _ in range(2):
+        fit_epoch(end_to_end, x, y_onehot, 16, progress=False)
+        fit_epoch(head, feats, y_onehot, 16, progress=False)
     for a, b in zip(end_to_end.get_layer("logits").get_weights(), cached.get_layer("logits").get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert not np.allclose(cached.get_layer("logits").get_weights()[1], 0)  # it did train
@@ -291,7 +309,7 @@ def test_cached_feature_head_equals_end_to_end_frozen_training(feature_cache):
 
 
 def test_feature_cache_hits_and_keys(feature_cache):
-    from visiondl_keras.features import clear_feature_cache, extract_features
+    from visiondl_keras.models.features import clear_feature_cache, extract_features
 
     model = tiny("frozen")
     x = images(20)
@@ -323,12 +341,12 @@ def test_feature_cache_hits_and_keys(feature_cache):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_discriminative_learning_rate_scales_backbone_updates():
+def test_discriminative_learning_rate_scales_backbone_updates(tmp_path):
     keras.utils.set_random_seed(1)
     a = tiny("full", dropout=0.0)
     b = tiny("full", dropout=0.0)
     b.set_weights(a.get_weights())
-    x, y = images(16).astype(np.float32), np.arange(16) % 10
+    x, y = images(16).astype(np.float32), np.eye(10, dtype=np.float32)[np.arange(16) % 10]
 
     def kernels(model):
         return get_backbone(model).get_layer("conv_pw_13").get_weights()[0], model.get_layer("logits").get_weights()[0]
@@ -336,45 +354,156 @@ def test_discriminative_learning_rate_scales_backbone_updates():
     deltas = {}
     for model, mult in ((a, 1.0), (b, 0.1)):
         before = kernels(model)
-        model.compile(optimizer=discriminative_optimizer(model, "sgd", 0.1, backbone_lr_multiplier=mult),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        compile_transfer_model(model, 0.1, backbone_lr_multiplier=mult, optimizer="sgd")
         model.train_on_batch(x, y)
         deltas[mult] = [after - old for after, old in zip(kernels(model), before)]
     assert np.abs(deltas[1.0][0]).max() > 0 and np.abs(deltas[1.0][1]).max() > 0
     expected = 0.1 * deltas[1.0][0]  # backbone: lr x 0.1 (tolerance: float32 rounding of w + delta)
     np.testing.assert_allclose(deltas[0.1][0], expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
     np.testing.assert_allclose(deltas[0.1][1], deltas[1.0][1], rtol=1e-4, atol=1e-6 * np.abs(deltas[1.0][1]).max())
+    # the multiplier is part of the checkpoint: a resumed run keeps it
+    b.save(tmp_path / "b.keras")
+    loaded = keras.saving.load_model(tmp_path / "b.keras", compile=True)
+    assert type(loaded.optimizer).__name__ == "DiscriminativeSGD" and loaded.optimizer.backbone_lr_multiplier == 0.1
     with pytest.raises(ConfigError, match="optimizer"):
-        discriminative_optimizer(a, "adagrad")
+        discriminative_optimizer("adagrad")
+    with pytest.raises(ConfigError, match="backbone_lr_multiplier"):
+        discriminative_optimizer("adam", 1e-3, backbone_lr_multiplier=0.0)
 
 
-def test_two_stage_recipe_warms_up_frozen_then_unfreezes(feature_cache):
-    from visiondl_keras.features import extract_features
+def tiny_recipe(**kw):
+    recipe = dict(strategy="partial", head_epochs=1, finetune_epochs=1, head_batch_size=32, batch_size=32, lr=1e-3,
+                  backbone_lr_multiplier=0.1, unfreeze=4, flip=True, crop_pad=2, head_cosine=False,
+                  finetune_cosine=True, budget_s=None, seed=0)
+    return {**recipe, **kw}
 
+
+def test_two_stages_warm_up_the_head_then_unfreeze_in_sub_run_directories(feature_cache, tmp_path):
+    keras.utils.set_random_seed(0)
     model = tiny("frozen")
-    x, y = images(64), np.arange(64) % 10
-    xv, yv = images(20, seed=2), np.arange(20) % 10
-    warm = (extract_features(model, x, progress=False), extract_features(model, xv, progress=False))
-    rows = two_stage_fine_tune(model, x, y, (xv, yv), warmup_epochs=1, finetune_epochs=1, batch_size=32,
-                               unfreeze=4, warmup_features=warm, verbose=0)
-    assert [(r["epoch"], r["stage"]) for r in rows] == [(1, "warmup"), (2, "finetune")]
-    assert rows[0]["time_s"] < rows[1]["time_s"] and "val_accuracy" in rows[1]
+    splits = make_splits(64, 20, 10)
+    result = fit_two_stages(model, splits, RunDir(tmp_path / "run"), tiny_recipe(), progress=False, log=lambda *a: None)
+    rows = result["history"]
+    assert [(r["epoch"], r["stage"]) for r in rows] == [(1, "head"), (2, "partial")]
+    assert rows[0]["time_s"] <= rows[1]["time_s"] and 0 <= rows[1]["val_accuracy"] <= 1 and rows[1]["cpu_s"] > 0
     assert sum(layer.trainable for layer in get_backbone(model).layers) == 4
+    for stage in ("stage1_head", "stage2_finetune"):
+        run = RunDir(tmp_path / "run" / stage)
+        assert run.state()["status"] == "completed" and run.last.is_file() and run.best.is_file()
+    # a second call finds both stages completed and trains nothing
+    again = fit_two_stages(tiny("frozen"), splits, RunDir(tmp_path / "run"), tiny_recipe(), progress=False,
+                           log=lambda *a: None)
+    assert [r["val_accuracy"] for r in again["history"]] == [r["val_accuracy"] for r in rows]
+    with pytest.raises(ConfigError, match="different configuration"):
+        fit_two_stages(tiny("frozen"), splits, RunDir(tmp_path / "run"), tiny_recipe(lr=0.5), progress=False,
+                       log=lambda *a: None)
 
 
-def test_array_batches_flip_and_crop_per_image():
-    x = images(6)
-    flipped = ArrayBatches(x, np.arange(6), 6, shuffle=False, flip=True, seed=0)[0][0]
-    same = [np.array_equal(flipped[i], x[i]) for i in range(6)]
-    mirrored = [np.array_equal(flipped[i], x[i, :, ::-1]) for i in range(6)]
-    assert all(s or m for s, m in zip(same, mirrored)) and any(mirrored) and any(same)
-    cropped = ArrayBatches(x, np.arange(6), 6, shuffle=False, crop_pad=4, seed=0)[0][0]
+def test_image_epochs_are_a_pure_function_of_seed_and_epoch():
+    n = 12
+    x = images(n)
+    data = image_epochs(x, np.eye(n, dtype=np.float32), seed=3, flip=True, crop_pad=4)
+    xa, ya = data(2)
+    xb, yb = data(2)
+    np.testing.assert_array_equal(xa, xb)
+    np.testing.assert_array_equal(ya, yb)
+    assert not np.array_equal(data(3)[1], ya)  # another epoch, another order
     padded = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
-    offsets = [
-        next((r, c) for r in range(9) for c in range(9) if np.array_equal(padded[i, r : r + 32, c : c + 32], cropped[i]))
-        for i in range(6)
-    ]
-    assert len(set(offsets)) > 1  # a different crop per image
+    offsets, flips = set(), []
+    for img, label in zip(xa, ya.argmax(1)):  # each image is a flipped or plain crop of its own original
+        found = [(r, c, f) for f in (False, True) for r in range(9) for c in range(9)
+                 if np.array_equal((padded[label, :, ::-1] if f else padded[label])[r : r + 32, c : c + 32], img)]
+        assert found
+        offsets.add(found[0][:2])
+        flips.append(found[0][2])
+    assert len(offsets) > 1 and any(flips) and not all(flips)
+
+
+def test_epoch_cosine_plans_with_the_budget_and_keeps_the_plan(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    compile_transfer_model(model, 0.1)
+    state = tmp_path / "schedule.json"
+    cb = EpochCosine(0.1, max_epochs=10, budget_s=35.0, state_file=state)
+    cb.set_model(model)
+    cb.on_epoch_begin(0)
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.1)
+    cb.on_epoch_end(0, {"epoch_time_s": 10.0})
+    assert cb.total == 3 and json.loads(state.read_text())["total_epochs"] == 3 and not model.stop_training
+    resumed = EpochCosine(0.1, max_epochs=10, budget_s=35.0, state_file=state)
+    assert resumed.total == 3 and resumed.rate(2) == pytest.approx(cb.rate(2)) == pytest.approx(0.1 * 0.25)
+    resumed.set_model(model)
+    resumed.on_epoch_end(2, {"epoch_time_s": 99.0})
+    assert model.stop_training and resumed.total == 3
+
+
+def test_copy_weights_and_recipe_errors():
+    a, b = tiny("frozen"), tiny("frozen")
+    copy_weights(a, b)
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(wa), keras.ops.convert_to_numpy(wb))
+    with pytest.raises(ConfigError, match="different weights"):
+        copy_weights(a, tiny("frozen", hidden_units=8))
+    with pytest.raises(ConfigError, match="strategy"):
+        reference_recipe("half")
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        reference_recipe("frozen", warmup_epochs=0)
+    assert reference_recipe("frozen")["finetune_epochs"] == 0
+    assert reference_recipe("partial", budget_minutes=2)["budget_s"] == 120
+
+
+KILL_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import make_splits
+from visiondl_keras.training.transfer import train_reference
+m = train_reference(make_splits(240, 40, 60), sys.argv[1], backbone="mobilenet", alpha=0.25, input_size=32,
+                    strategy="full", warmup_epochs=2, max_epochs=3, batch_size=32, weights={weights!r},
+                    progress=False, seed=0, log=lambda *a: None)
+print("done", m["test_accuracy"])
+"""
+
+
+@pytest.mark.slow
+def test_transfer_run_killed_mid_stage_two_resumes_to_identical_results(tmp_path):
+    """kill -9 after the first fine-tuning checkpoint, start again: same weights and metrics as uninterrupted."""
+    weights = SHARED_WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
+    script = tmp_path / "train.py"
+    script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent),
+                                         weights=str(weights) if weights.is_file() else None))
+    env = {**os.environ, "VISIONDL_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+    def run(folder):
+        return subprocess.run([sys.executable, str(script), str(folder)], env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    assert run(tmp_path / "whole").returncode == 0
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(script), str(killed)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    first = killed / "stage2_finetune" / "last.keras"
+    deadline = time.monotonic() + 300
+    while not first.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = RunDir(killed / "stage2_finetune").state()
+    assert state["status"] == "running" and state["epochs_done"] < 3  # killed mid stage 2
+    assert not (killed / "metrics.json").exists()
+    done = run(killed)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    whole, resumed = RunDir(tmp_path / "whole"), RunDir(killed)
+    a, b = whole.read("metrics.json"), resumed.read("metrics.json")
+    for key in ("test_accuracy", "test_loss", "per_class_accuracy", "best_epoch", "best_val_accuracy", "epochs_run"):
+        assert a[key] == b[key], key
+    for name in ("best.keras", "stage2_finetune/last.keras"):
+        wa = keras.saving.load_model(whole.path / name, compile=False).get_weights()
+        wb = keras.saving.load_model(resumed.path / name, compile=False).get_weights()
+        for x, y in zip(wa, wb):
+            np.testing.assert_array_equal(x, y)
+    cols = ("epoch", "stage", "loss", "val_loss", "val_accuracy", "lr")
+    assert [{k: r[k] for k in cols} for r in whole.read_history()] == [{k: r[k] for k in cols}
+                                                                      for r in resumed.read_history()]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,7 +514,7 @@ def test_array_batches_flip_and_crop_per_image():
 def write_tiny_tree(root: Path, per_class_train=12, per_class_test=3):
     from PIL import Image
 
-    from visiondl_keras.data import CLASS_NAMES
+    from visiondl_keras.data.cifar10 import CLASS_NAMES
 
     rng = np.random.default_rng(0)
     for split, per in (("train", per_class_train), ("test", per_class_test)):
@@ -400,21 +529,22 @@ def write_tiny_tree(root: Path, per_class_train=12, per_class_test=3):
 
 
 def test_transfer_compare_quick_writes_table_and_figures(tmp_path, monkeypatch):
-    from visiondl_keras.artifacts import read_json, write_csv
-    from visiondl_keras.cli import main
+    from visiondl_keras.cli.main import main
+    from visiondl_keras.io import read_json, write_csv
 
     monkeypatch.setenv("VISIONDL_CACHE", str(tmp_path / "cache"))
     tree = write_tiny_tree(tmp_path / "tree")
-    artifacts = tmp_path / "artifacts"
-    ref = artifacts / "runs" / "scratch_reference"
-    write_csv(ref / "history.csv", [{"epoch": e, "val_accuracy": 0.3 + 0.1 * e, "time_s": 60.0 * e} for e in (1, 2)])
+    out = tmp_path / "out"
+    ref = tmp_path / "scratch" / "history.csv"
+    write_csv(ref, [{"epoch": e, "val_accuracy": 0.3 + 0.1 * e, "time_s": 60.0 * e} for e in (1, 2)])
     code = main([
         "transfer-compare", "--quick", "--quiet", "--data", str(tree), "--backbones", "mobilenet:0.25",
         "--weights", "none", "--input-size", "32", "--strategies", "frozen,partial,two_stage", "--val-size", "20",
-        "--limit", "100", "--targets", "0,0.99", "--artifacts", str(artifacts),
+        "--limit", "100", "--targets", "0,0.99", "--artifacts", str(out), "--run-dir", str(tmp_path / "runs"),
+        "--scratch-history", str(ref),
     ])
     assert code == 0
-    result = read_json(artifacts / "metrics" / "transfer_quick.json")
+    result = read_json(out / "metrics" / "transfer_quick.json")
     runs = {r["strategy"]: r for r in result["runs"]}
     assert list(runs) == ["frozen", "partial", "two_stage"]
     assert runs["frozen"]["trainable_params"] < runs["partial"]["trainable_params"]
@@ -423,34 +553,49 @@ def test_transfer_compare_quick_writes_table_and_figures(tmp_path, monkeypatch):
         assert all(h["time_s"] > 0 and 0 <= h["val_accuracy"] <= 1 for h in r["history"])
         assert r["time_to"]["0"] == {"epoch": 1, "time_s": round(r["history"][0]["time_s"], 2)}
         assert r["time_to"]["0.99"] is None or r["time_to"]["0.99"]["time_s"] <= r["total_seconds"]
+    assert [h["stage"] for h in runs["two_stage"]["history"]] == ["head", "partial"]
     assert runs["frozen"]["feature_seconds"] > 0 and result["budget"]["epochs"] == 2
-    assert result["data"]["train_images"] == 100 and result["scratch_reference"]["path"].endswith("history.csv")
-    table = (artifacts / "metrics" / "transfer_quick.md").read_text()
+    assert result["data"]["n_train"] == 100 and "is_jpeg_mirror" in result["data"]
+    assert "jpeg_mirror" not in result["data"] and result["scratch_reference"]["path"].endswith("history.csv")
+    assert (tmp_path / "runs" / "mobilenet_0.25_partial" / "stage2_finetune" / "last.keras").is_file()
+    table = (out / "metrics" / "transfer_quick.md").read_text()
     assert "| mobilenet_a0.25_32px | partial |" in table and "time to 0.99" in table
     for suffix in ("epoch", "time"):
-        assert (artifacts / "figures" / f"transfer_quick_accuracy_vs_{suffix}.png").stat().st_size > 10_000
+        assert (out / "figures" / f"transfer_quick_accuracy_vs_{suffix}.png").stat().st_size > 10_000
+
+
+def test_transfer_commands_default_to_runs_and_document_every_flag():
+    from visiondl_keras.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for command in ("transfer-compare", "transfer-train"):
+        for action in sub.choices[command]._actions:
+            assert action.help, f"{command} {action.option_strings} has no help text"
+    args = parser.parse_args(["transfer-compare", "--quick"])
+    assert args.artifacts is None and args.run_dir is None  # resolved to runs/transfer-quick by the command
+    assert "runs/transfer-NAME" in sub.choices["transfer-compare"].format_help()
 
 
 def test_transfer_train_two_stages_then_publish(tmp_path, monkeypatch):
     """transfer-train: cached-feature head, then partial fine-tuning; --publish ships checkpoint, run files and JSON."""
-    import keras
-
-    from visiondl_keras.artifacts import read_csv, read_json
-    from visiondl_keras.cli import main
+    from visiondl_keras.cli.main import main
+    from visiondl_keras.io import read_csv, read_json
 
     monkeypatch.setenv("VISIONDL_CACHE", str(tmp_path / "cache"))
     tree = write_tiny_tree(tmp_path / "tree")
     run, artifacts = tmp_path / "run", tmp_path / "artifacts"
-    code = main([
+    argv = [
         "transfer-train", "--quiet", "--data", str(tree), "--run-dir", str(run), "--backbone", "mobilenet",
         "--alpha", "0.25", "--weights", "none", "--input-size", "32", "--strategy", "partial", "--warmup-epochs", "2",
         "--epochs", "2", "--val-size", "20", "--limit", "100", "--publish", "transfer_tiny", "--artifacts", str(artifacts),
-    ])
-    assert code == 0
+    ]
+    assert main(argv) == 0
     history = read_csv(run / "history.csv")
     assert [r["stage"] for r in history] == ["head", "head", "partial", "partial"]
+    assert [int(r["epoch"]) for r in history] == [1, 2, 3, 4]
     metrics = read_json(artifacts / "metrics" / "transfer_reference.json")
-    assert metrics["data"]["train_images"] == 100 and metrics["data"]["test_images"] == 30
+    assert metrics["data"]["n_train"] == 100 and metrics["data"]["n_test"] == 30
     assert 1 <= metrics["best_epoch"] <= 4 and metrics["epochs_run"] == 4
     assert metrics["target_reached"] is (metrics["test_accuracy"] >= 0.92)
     assert "Stage 1: 2 epochs" in metrics["recipe"] and "partial fine-tuning" in metrics["recipe"]
@@ -462,27 +607,42 @@ def test_transfer_train_two_stages_then_publish(tmp_path, monkeypatch):
     x = np.zeros((2, 32, 32, 3), np.float32)
     assert model.predict(x, verbose=0).shape == (2, 10)
     assert sorted(p.name for p in (artifacts / "runs" / "transfer_reference").iterdir()) == [
-        "config.json", "environment.json", "history.csv", "metrics.json"]
+        "config.json", "environment.json", "history.csv", "metrics.json", "state.json"]
     # the published test accuracy is the checkpoint's own
-    from visiondl_keras.data import load_cifar10
+    from visiondl_keras.data.cifar10 import load_cifar10
 
     ds = load_cifar10(str(tree), progress=False)
     acc = float(np.mean(model.predict(ds.x_test.astype(np.float32), verbose=0).argmax(1) == ds.y_test))
     assert acc == pytest.approx(metrics["test_accuracy"])
+    # started again: the completed run is not retrained; another configuration in the same folder is refused
+    assert main(argv) == 0 and read_csv(run / "history.csv") == history
+    assert main([*argv[:-4], "--lr", "0.5"]) == 1
 
 
 def test_transfer_compare_user_errors_are_one_line(capsys, tmp_path):
-    from visiondl_keras.cli import main
+    from visiondl_keras.cli.main import main
 
     assert main(["transfer-compare", "--backbones", "vgg99", "--data", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown backbone 'vgg99'") and "\n" not in err
     assert main(["transfer-compare", "--unfreeze", "some", "--data", str(tmp_path)]) == 1
     assert "--unfreeze" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transfer-compare", "--strategies", "frozen,half"])
+    assert exit_info.value.code == 2 and "unknown strategies" in capsys.readouterr().err
+
+
+def test_reference_summary_and_run_strategy_errors(tmp_path):
+    from visiondl_keras.training.transfer_compare import DEFAULT_BUDGET, reference_summary, run_strategy
+
+    with pytest.raises(ConfigError, match="not a finished transfer-train run"):
+        reference_summary(tmp_path, {"checkpoint": "x", "bytes": 0, "run_dir": "y"})
+    with pytest.raises(ConfigError, match="unknown strategy"):
+        run_strategy(make_splits(20, 10, 10), "mobilenet", 0.25, "half", DEFAULT_BUDGET)
 
 
 def test_time_to_targets():
-    from visiondl_keras.transfer_compare import time_to_targets
+    from visiondl_keras.training.transfer_compare import time_to_targets
 
     rows = [{"epoch": 1, "time_s": 10.0, "val_accuracy": 0.5}, {"epoch": 2, "time_s": 20.0, "val_accuracy": 0.72}]
     assert time_to_targets(rows, (0.5, 0.7, 0.8)) == {

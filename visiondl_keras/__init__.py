@@ -1,11 +1,11 @@
 """visiondl_keras: the whole computer-vision workflow on CIFAR-10 with Keras 3.
 
 The top-level package is light: it imports only the data layer and the reproducibility
-helpers. Import submodules (``visiondl_keras.train``, ``visiondl_keras.calibration``, ...)
+helpers. Import submodules (``visiondl_keras.training.engine``, ``visiondl_keras.evaluation.calibration``, ...)
 for the rest.
 """
 
-from .data import (
+from visiondl_keras.data.cifar10 import (
     CLASS_NAMES,
     Dataset,
     Splits,
@@ -14,8 +14,8 @@ from .data import (
     stratified_subset,
     train_val_split,
 )
-from .errors import ConfigError, DataError, ModelError, VisionDLError
-from .reproducibility import environment_info, set_seed
+from visiondl_keras.errors import ConfigError, DataError, ModelError, VisionDLError
+from visiondl_keras.reproducibility import environment_info, set_seed
 
 __version__ = "0.1.0"
 

@@ -24,7 +24,7 @@ def set_seed(seed: int, deterministic: bool = False) -> None:
         >>> set_seed(0, deterministic=True)
     """
     if not isinstance(seed, (int, np.integer)) or seed < 0:
-        from .errors import ConfigError
+        from visiondl_keras.errors import ConfigError
 
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}.")
     seed = int(seed)

@@ -1,12 +1,18 @@
-"""Models: from-scratch CNNs (:mod:`.scratch`) and pretrained backbones (:mod:`.transfer`)."""
+"""Models: from-scratch CNNs (:mod:`.scratch`, :mod:`.airbench`) and pretrained backbones (:mod:`.backbones`)."""
 
 from __future__ import annotations
 
 import os
 
-from ..artifacts import checkpoint_file
-from ..errors import ModelError
-from .scratch import build_resnet9, build_scratch_model, build_simple_cnn, count_flops, model_summary
+from visiondl_keras.errors import ModelError
+from visiondl_keras.models.scratch import (
+    build_resnet9,
+    build_scratch_model,
+    build_simple_cnn,
+    count_flops,
+    model_summary,
+)
+from visiondl_keras.runs import checkpoint_file
 
 
 def load_checkpoint(path: str | os.PathLike, compile: bool = False):

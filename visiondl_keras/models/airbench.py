@@ -23,7 +23,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from ..errors import ConfigError
+from visiondl_keras.errors import ConfigError
 
 WHITEN_KERNEL = 2
 WHITEN_FILTERS = 2 * 3 * WHITEN_KERNEL**2  # +/- each of the 12 eigenvectors of a 2x2x3 patch
@@ -116,7 +116,7 @@ def build_airbench(widths=DEFAULT_WIDTHS, num_classes: int = 10, mean=None, std=
 
     Returns:
         An uncompiled ``keras.Model`` from raw 0-255 RGB to float32 logits. Train it with
-        :class:`visiondl_keras.schedules.ScaledSGD` (``airbench_gradient_rules``) to keep the
+        :class:`visiondl_keras.training.schedules.ScaledSGD` (``airbench_gradient_rules``) to keep the
         whitening kernel frozen.
 
     Example:
@@ -124,7 +124,7 @@ def build_airbench(widths=DEFAULT_WIDTHS, num_classes: int = 10, mean=None, std=
         >>> model.output_shape
         (None, 10)
     """
-    from .scratch import _input_block
+    from visiondl_keras.models.scratch import _input_block
 
     widths = tuple(int(w) for w in widths)
     if len(widths) != 3 or min(widths) < 4:
@@ -150,7 +150,7 @@ def build_airbench(widths=DEFAULT_WIDTHS, num_classes: int = 10, mean=None, std=
 
 
 def airbench_gradient_rules(bias_scaler: float = 64.0, whiten_bias_steps: int | None = None) -> list[dict]:
-    """The per-variable rules of the recipe, for :class:`~visiondl_keras.schedules.ScaledSGD`.
+    """The per-variable rules of the recipe, for :class:`~visiondl_keras.training.schedules.ScaledSGD`.
 
     * the whitening kernel never changes (gradient x 0, no weight decay);
     * the whitening bias trains for ``whiten_bias_steps`` steps, then stops;

@@ -17,7 +17,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from ..errors import ConfigError
+from visiondl_keras.errors import ConfigError
 
 CIFAR_MEAN = np.array([125.3, 123.0, 113.9], dtype=np.float32)
 CIFAR_STD = np.array([63.0, 62.1, 66.7], dtype=np.float32)

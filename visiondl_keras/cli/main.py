@@ -1,0 +1,79 @@
+"""``python -m visiondl_keras COMMAND ...`` (also installed as ``visiondl``).
+
+The command layer is the only place argparse lives. Each module of ``visiondl_keras.cli`` exposes
+``register(subparsers)``, which adds its sub-parsers with ``set_defaults(func=...)``; ``func(args)``
+translates the arguments into one library call and returns the exit status (0 success, 1 some
+work failed).
+
+Errors a user can cause (:class:`~visiondl_keras.errors.VisionDLError`) print one line on
+stderr and exit 1; usage errors exit 2 (argparse's convention). Other exceptions are bugs
+and keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from visiondl_keras.cli.common import Parser
+
+# Command modules, in the order their commands appear in --help.
+COMMAND_MODULES = (
+    "visiondl_keras.cli.train",
+    "visiondl_keras.cli.transfer",
+    "visiondl_keras.cli.diagnose",
+    "visiondl_keras.cli.calibrate",
+    "visiondl_keras.cli.export",
+    "visiondl_keras.cli.infer",
+    "visiondl_keras.cli.model_card",
+    "visiondl_keras.cli.grade",
+)
+# Library modules that still declare their own commands (being moved into visiondl_keras.cli).
+LEGACY_COMMAND_MODULES = (
+    "visiondl_keras.training.engine",
+    "visiondl_keras.training.ablation",
+)
+
+
+_Parser = Parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m visiondl_keras", description="visiondl-keras: CIFAR-10 with Keras 3.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in (*COMMAND_MODULES, *LEGACY_COMMAND_MODULES):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # not written yet
+                continue
+            raise
+        if hasattr(module, "register"):
+            module.register(sub)
+        elif hasattr(module, "register_commands"):
+            module.register_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from visiondl_keras.errors import VisionDLError
+
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.argv = argv  # the command line as given, recorded by commands that write run directories
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except VisionDLError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

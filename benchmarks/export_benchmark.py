@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     p.add_argument("--representative", type=int, default=2000)
     args = p.parse_args(argv)
 
-    from visiondl_keras.data.cifar10 import stratified_subset
+    from visiondl_keras.data.splits import stratified_subset
     from visiondl_keras.deploy.export import export_all, representative_from_run
     from visiondl_keras.deploy.predictor import load_predictor
     from visiondl_keras.evaluation.calibration import load_temperature
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     model = load_checkpoint(checkpoint)
     temperature = load_temperature(checkpoint)
 
-    from visiondl_keras.data.cifar10 import load_run_splits as load_splits
+    from visiondl_keras.data.splits import load_run_splits as load_splits
 
     splits = load_splits(settings, progress=False)
     x_test = splits.x_test[stratified_subset(splits.y_test, 1000, seed=0)]

@@ -56,7 +56,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="artifacts/metrics/feature_cache_benchmark.json")
     args = parser.parse_args(argv)
 
-    from visiondl_keras.data.cifar10 import load_cifar10, train_val_split
+    from visiondl_keras.data.cifar10 import load_cifar10
+    from visiondl_keras.data.splits import train_val_split
     from visiondl_keras.io import write_json
     from visiondl_keras.models.backbones import build_transfer_model, head_model
     from visiondl_keras.models.features import extract_features

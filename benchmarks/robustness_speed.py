@@ -51,7 +51,8 @@ def main(argv=None) -> int:
 
     import keras
 
-    from visiondl_keras.data.cifar10 import load_cifar10, stratified_subset
+    from visiondl_keras.data.cifar10 import load_cifar10
+    from visiondl_keras.data.splits import stratified_subset
     from visiondl_keras.evaluation.attacks import attack_sweep
     from visiondl_keras.evaluation.corruptions import CORRUPTIONS, corrupt, corruption_benchmark
     from visiondl_keras.io import write_json

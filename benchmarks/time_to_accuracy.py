@@ -6,7 +6,7 @@ each recipe's clock counts only its own training time (test-set evaluation after
 not counted). Reported: training time to 70/75/80/85% test accuracy, test accuracy at equal time
 budgets, and the ratios. Written to ``artifacts/metrics/time_to_accuracy.json`` (+ a figure).
 
-(a) ours: ``visiondl_keras.training.engine.TrainConfig()`` (ResNet-9 width 24, SGD-Nesterov, OneCycle, label
+(a) ours: ``visiondl_keras.training.config.TrainConfig()`` (ResNet-9 width 24, SGD-Nesterov, OneCycle, label
     smoothing, pad-crop-flip, batch 512) with ``--ours-epochs`` epochs.
 (b) peer: the keras.io / Keras examples ``cifar10_cnn`` recipe: 4 conv + 2 dense layers with dropout,
     RMSprop(lr 1e-4, decay 1e-6), batch 32, augmentation = random shifts of up to 10% (nearest
@@ -31,8 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from visiondl_keras.data import augment  # noqa: E402
-from visiondl_keras.data.cifar10 import load_cifar10, train_val_split  # noqa: E402
+from visiondl_keras.data import (  # noqa: E402
+    augment,  # noqa: E402
+    load_cifar10,
+    train_val_split,
+)
 from visiondl_keras.io import write_json  # noqa: E402
 from visiondl_keras.models.scratch import build_scratch_model, model_summary  # noqa: E402
 from visiondl_keras.reproducibility import environment_info, set_seed  # noqa: E402

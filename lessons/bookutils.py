@@ -9,7 +9,7 @@ The lessons teach the package (:mod:`visiondl_keras`); this module only does boo
   repository; :func:`show_image`, :func:`load_json` and :func:`load_csv` display a visible note
   instead of failing when a reference artifact has not been produced yet, so the book always builds.
 * :func:`lesson_model` returns the shipped reference checkpoint, or (when it is absent) a small model
-  trained on the spot with :func:`visiondl_keras.training.engine.train`.
+  trained on the spot with :func:`visiondl_keras.training.scratch.train`.
 
 Example:
     >>> import bookutils as bk
@@ -159,7 +159,8 @@ def splits(limit: int | None = 5000, test_limit: int | None = 2000, val_size: in
     In quick mode, ``limit`` training images and ``test_limit`` test images (stratified); in full
     mode ``full_limit`` / ``full_test_limit`` (default: everything, 45,000 / 5,000 / 10,000).
     """
-    from visiondl_keras.data.cifar10 import load_cifar10, train_val_split
+    from visiondl_keras.data.cifar10 import load_cifar10
+    from visiondl_keras.data.splits import train_val_split
 
     ds = load_cifar10(progress=False)
     if QUICK:
@@ -171,7 +172,7 @@ def lesson_model(quick_epochs: int = 2, limit: int = 3000):
     """The model that lessons 05-09 analyse, and a sentence describing where it comes from.
 
     The shipped reference checkpoint ``artifacts/checkpoints/scratch_resnet9.keras`` when it is in
-    the repository; otherwise a small ResNet-9 trained here with :func:`visiondl_keras.training.engine.train`
+    the repository; otherwise a small ResNet-9 trained here with :func:`visiondl_keras.training.scratch.train`
     (quick configuration), with a visible note.
 
     Returns:

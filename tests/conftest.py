@@ -12,7 +12,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from visiondl_keras.data.cifar10 import CLASS_NAMES, Dataset, Splits, channel_stats  # noqa: E402
+from visiondl_keras.data.cifar10 import CLASS_NAMES, Dataset  # noqa: E402
+from visiondl_keras.data.splits import Splits, channel_stats  # noqa: E402
 
 
 def synthetic_images(n: int, num_classes: int = 10, seed: int = 0):

@@ -7,6 +7,7 @@ import pytest
 
 from visiondl_keras.data import augment as A
 from visiondl_keras.errors import ConfigError
+from visiondl_keras.reporting.plots import sample_grid
 
 
 def _marked(n=64):
@@ -134,7 +135,7 @@ def test_augmented_epoch_is_a_pure_function_of_seed_and_epoch():
 def test_sample_grid_draws_originals_and_versions():
     import matplotlib.figure
 
-    fig = A.sample_grid(_marked(4), np.arange(4), "baseline", n_images=4, n_versions=3, class_names=list("abcdefghij"))
+    fig = sample_grid(_marked(4), np.arange(4), "baseline", n_images=4, n_versions=3, class_names=list("abcdefghij"))
     assert isinstance(fig, matplotlib.figure.Figure)
     assert len(fig.axes) == 4 * 4
 

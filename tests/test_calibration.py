@@ -268,8 +268,9 @@ def test_calibrate_command_writes_sidecar_tables_and_diagrams(tiny_run, monkeypa
 
 
 def test_calibrate_reproduces_the_training_validation_split(tiny_run, monkeypatch):
-    from visiondl_keras.data.cifar10 import load_cifar10, train_val_split
-    from visiondl_keras.data.cifar10 import load_run_splits as load_splits
+    from visiondl_keras.data.cifar10 import load_cifar10
+    from visiondl_keras.data.splits import load_run_splits as load_splits
+    from visiondl_keras.data.splits import train_val_split
     from visiondl_keras.runs import split_settings
 
     root, run = tiny_run

@@ -15,6 +15,7 @@ import pytest
 from conftest import make_tar, make_zip, write_tree
 
 import visiondl_keras.data.cifar10 as D
+import visiondl_keras.data.splits as S
 from visiondl_keras.errors import DataError, UnsafePickleError
 
 
@@ -288,9 +289,9 @@ def _ds(n_per_class=100, n_classes=10, seed=0):
 
 def test_split_is_stratified_disjoint_and_deterministic():
     ds = _ds()
-    s1 = D.train_val_split(ds, val_size=200, seed=3)
-    s2 = D.train_val_split(ds, val_size=200, seed=3)
-    s3 = D.train_val_split(ds, val_size=200, seed=4)
+    s1 = S.train_val_split(ds, val_size=200, seed=3)
+    s2 = S.train_val_split(ds, val_size=200, seed=3)
+    s3 = S.train_val_split(ds, val_size=200, seed=4)
     assert len(s1.y_val) == 200 and len(s1.y_train) == 800
     assert np.all(np.bincount(s1.y_val) == 20) and np.all(np.bincount(s1.y_train) == 80)
     np.testing.assert_array_equal(s1.x_val, s2.x_val)
@@ -302,7 +303,7 @@ def test_split_is_stratified_disjoint_and_deterministic():
 
 def test_split_limit_is_stratified_and_stats_match_numpy():
     ds = _ds()
-    s = D.train_val_split(ds, val_size=200, seed=0, limit=300, test_limit=50)
+    s = S.train_val_split(ds, val_size=200, seed=0, limit=300, test_limit=50)
     assert len(s.y_train) == 300 and np.all(np.bincount(s.y_train) == 30)
     assert np.all(np.bincount(s.y_val) >= 1) and len(s.y_val) == 75
     assert np.all(np.bincount(s.y_test, minlength=2)[:2] == np.bincount(s.y_test)[:2])
@@ -314,14 +315,14 @@ def test_split_limit_is_stratified_and_stats_match_numpy():
 
 def test_stratified_subset_remainder_and_errors():
     y = np.repeat(np.arange(3), 10)
-    idx = D.stratified_subset(y, 7, seed=0)
+    idx = S.stratified_subset(y, 7, seed=0)
     counts = np.bincount(y[idx], minlength=3)
     assert counts.sum() == 7 and counts.max() - counts.min() <= 1
-    assert len(D.stratified_subset(y, 100)) == 30
+    assert len(S.stratified_subset(y, 100)) == 30
     with pytest.raises(DataError, match="limit"):
-        D.stratified_subset(y, 0)
+        S.stratified_subset(y, 0)
     with pytest.raises(DataError, match="val_size"):
-        D.train_val_split(_ds(), val_size=5000)
+        S.train_val_split(_ds(), val_size=5000)
 
 
 # ---- backends and the shared mirror ----------------------------------------------------------------
@@ -353,8 +354,8 @@ def test_shared_mirror_has_the_full_cifar10(mirror):
     assert ds.class_names == D.CLASS_NAMES and ds.is_jpeg_mirror
     again = D.load_cifar10(mirror, progress=False)
     assert again.fingerprint == ds.fingerprint
-    s = D.train_val_split(ds)
+    s = S.train_val_split(ds)
     assert len(s.y_train) == 45000 and np.all(np.bincount(s.y_val) == 500)
     # the mirror's README states the channel means (0.4913, 0.4821, 0.4465)
-    np.testing.assert_allclose(D.channel_stats(ds.x_train)[0] / 255, [0.4913, 0.4821, 0.4465], atol=2e-4)
+    np.testing.assert_allclose(S.channel_stats(ds.x_train)[0] / 255, [0.4913, 0.4821, 0.4465], atol=2e-4)
     print(f"mirror load: first call in this test {first:.2f}s")

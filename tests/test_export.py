@@ -121,7 +121,8 @@ def test_reference_checkpoint_export_parity_and_int8_agreement(tmp_path):
     """Float32 TFLite and SavedModel within 1e-5 of Keras on 256 test images; int8 top-1 agreement >= 99% on 1,000."""
     if not REFERENCE.is_file():
         pytest.skip("the reference checkpoint is not shipped yet")
-    from visiondl_keras.data.cifar10 import load_cifar10, stratified_subset
+    from visiondl_keras.data.cifar10 import load_cifar10
+    from visiondl_keras.data.splits import stratified_subset
     from visiondl_keras.deploy.export import representative_from_run
     from visiondl_keras.evaluation.calibration import load_temperature
     from visiondl_keras.models import load_checkpoint

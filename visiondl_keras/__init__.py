@@ -5,15 +5,8 @@ helpers. Import submodules (``visiondl_keras.training.engine``, ``visiondl_keras
 for the rest.
 """
 
-from visiondl_keras.data.cifar10 import (
-    CLASS_NAMES,
-    Dataset,
-    Splits,
-    channel_stats,
-    load_cifar10,
-    stratified_subset,
-    train_val_split,
-)
+from visiondl_keras.data.cifar10 import CLASS_NAMES, Dataset, load_cifar10
+from visiondl_keras.data.splits import Splits, channel_stats, stratified_subset, train_val_split
 from visiondl_keras.errors import ConfigError, DataError, ModelError, VisionDLError
 from visiondl_keras.reproducibility import environment_info, set_seed
 

@@ -7,7 +7,7 @@ Every command that trains, calibrates or evaluates writes (or reads) a run direc
     RUN_DIR/history.csv        one row per epoch
     RUN_DIR/state.json         progress: status ("running", "completed", "diverged"), epochs done, best epoch
     RUN_DIR/metrics.json       final metrics; its "data" entry describes the dataset (see
-                               visiondl_keras.data.describe_splits)
+                               visiondl_keras.data.cifar10.describe_data)
     RUN_DIR/best.keras         best checkpoint by validation accuracy
     RUN_DIR/last.keras         last checkpoint with optimizer state (for resuming)
     RUN_DIR/figures/           figures
@@ -150,7 +150,7 @@ def read_run_file(run_dir: str | os.PathLike | None, name: str) -> dict:
 
 
 def split_settings(config: dict, seed=None, val_size=None, data=None) -> dict:
-    """The arguments of :func:`visiondl_keras.data.train_val_split` that a run used.
+    """The arguments of :func:`visiondl_keras.data.splits.train_val_split` that a run used.
 
     Explicit values win over the run's ``config.json``. Without a config, ``seed`` and
     ``val_size`` must be given: a guessed split could put training images into the calibration set.

@@ -18,6 +18,7 @@ import os
 import sys
 
 from visiondl_keras.cli.common import Parser
+from visiondl_keras.errors import VisionDLError
 
 # Command modules, in the order their commands appear in --help.
 COMMAND_MODULES = (
@@ -30,38 +31,20 @@ COMMAND_MODULES = (
     "visiondl_keras.cli.model_card",
     "visiondl_keras.cli.grade",
 )
-# Library modules that still declare their own commands (being moved into visiondl_keras.cli).
-LEGACY_COMMAND_MODULES = (
-    "visiondl_keras.training.engine",
-    "visiondl_keras.training.ablation",
-)
-
-
-_Parser = Parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m visiondl_keras", description="visiondl-keras: CIFAR-10 with Keras 3.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in (*COMMAND_MODULES, *LEGACY_COMMAND_MODULES):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # not written yet
-                continue
-            raise
-        if hasattr(module, "register"):
-            module.register(sub)
-        elif hasattr(module, "register_commands"):
-            module.register_commands(sub)
+    parser = Parser(prog="python -m visiondl_keras", description="visiondl-keras: CIFAR-10 with Keras 3.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from visiondl_keras.errors import VisionDLError
-
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from visiondl_keras.data.cifar10 import load_cifar10, stratified_subset, train_val_split
+from visiondl_keras.data.cifar10 import load_cifar10
+from visiondl_keras.data.splits import stratified_subset, train_val_split
 from visiondl_keras.errors import ConfigError
 from visiondl_keras.evaluation.calibration import load_temperature
 from visiondl_keras.evaluation.gradients import predict_logits

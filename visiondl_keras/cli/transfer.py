@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from visiondl_keras.cli.common import data_parent, float_list, name_list, quiet_parent
-from visiondl_keras.data.cifar10 import load_cifar10, train_val_split
+from visiondl_keras.data.cifar10 import load_cifar10
+from visiondl_keras.data.splits import train_val_split
 from visiondl_keras.errors import ConfigError
 from visiondl_keras.io import read_json, write_json
 from visiondl_keras.reproducibility import environment_info, set_seed

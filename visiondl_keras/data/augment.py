@@ -335,22 +335,3 @@ def epoch_arrays(x: np.ndarray, y: np.ndarray, policy_name: str, seed: int, epoc
         return alternating_flip_epoch(x, y, seed, epoch, 2 if policy_name.endswith("translate") else 0, num_classes)
     policy = get_policy(policy_name, num_classes=num_classes)
     return augmented_epoch(x, y, policy, seed, epoch, batch_size)
-
-
-def sample_grid(images: np.ndarray, labels: np.ndarray, policy: Policy | str, n_images: int = 8, n_versions: int = 4,
-                class_names=None, seed: int = 0):
-    """A figure: ``n_images`` originals (first row) and ``n_versions`` augmented versions of each.
-
-    Returns:
-        A matplotlib Figure (save it with ``plots.save_figure``).
-    """
-    from visiondl_keras.reporting.plots import augmentation_grid
-
-    policy = get_policy(policy) if isinstance(policy, str) else policy
-    x, y = np.asarray(images[:n_images]), np.asarray(labels[:n_images])
-    rows = [x.astype(np.float32)]
-    for v in range(n_versions):
-        xa, _ = policy(x, y, np.random.default_rng([seed, v]))
-        rows.append(xa)
-    names = [class_names[int(t)] for t in y] if class_names is not None else None
-    return augmentation_grid(np.stack(rows), names, title=f"policy: {policy.name}")

@@ -36,7 +36,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visiondl_keras.data.cifar10 import CLASS_NAMES, load_run_splits, stratified_subset
+from visiondl_keras.data.cifar10 import CLASS_NAMES
+from visiondl_keras.data.splits import load_run_splits, stratified_subset
 from visiondl_keras.deploy.metadata import export_metadata_path
 from visiondl_keras.errors import ConfigError, ModelError
 from visiondl_keras.evaluation.calibration import load_temperature

@@ -2,7 +2,7 @@
 
 The temperature is fitted on the run's **validation split**, reproduced exactly from the run's
 ``config.json`` (``seed``, ``val_size``, ``limit``, ``data``) through
-:func:`visiondl_keras.data.cifar10.train_val_split`; the test split is only measured. It writes
+:func:`visiondl_keras.data.splits.train_val_split`; the test split is only measured. It writes
 
 * the sidecar ``<checkpoint>.calibration.json`` (read by evaluation, inference and export);
 * ``calibration_<name>.json`` and ``calibration_<name>.md``: accuracy, NLL, ECE, adaptive ECE,
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from visiondl_keras.data.cifar10 import load_run_splits
+from visiondl_keras.data.splits import load_run_splits
 from visiondl_keras.evaluation.calibration import (
     apply_temperature,
     calibration_metrics,

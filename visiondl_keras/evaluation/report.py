@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from visiondl_keras.data.cifar10 import describe_data, load_cifar10, stratified_subset
+from visiondl_keras.data.cifar10 import describe_data, load_cifar10
+from visiondl_keras.data.splits import stratified_subset
 from visiondl_keras.errors import ConfigError
 from visiondl_keras.evaluation.attacks import attack_sweep, noise_sweep
 from visiondl_keras.evaluation.calibration import load_temperature
@@ -307,6 +308,8 @@ def _resolve_model(model, out_dir, tag, temperature):
     return model, model.name, Path(out_dir), tag or "", 1.0 if temperature is None else float(temperature)
 
 
+# The work is split into the _stage_* helpers above.
+# long: the signature and Keras-style docstring of this public entry point are most of its lines.
 def diagnose(
     model,
     data=None,
@@ -341,7 +344,7 @@ def diagnose(
         model: a ``.keras`` checkpoint or run directory (loaded; its calibration sidecar gives
             the default temperature), or a ``keras.Model`` (then ``out_dir`` is required).
         data: a :class:`~visiondl_keras.data.cifar10.Dataset` or
-            :class:`~visiondl_keras.data.cifar10.Splits` (its test split is used), or a CIFAR-10
+            :class:`~visiondl_keras.data.splits.Splits` (its test split is used), or a CIFAR-10
             source for :func:`~visiondl_keras.data.cifar10.load_cifar10` (None: the usual places).
         out_dir: output folder (default: the run directory, or ``./diagnostics/NAME``).
         tag: file-name prefix (default: the checkpoint's name; none for a run directory).

@@ -116,7 +116,7 @@ def build_airbench(widths=DEFAULT_WIDTHS, num_classes: int = 10, mean=None, std=
 
     Returns:
         An uncompiled ``keras.Model`` from raw 0-255 RGB to float32 logits. Train it with
-        :class:`visiondl_keras.training.schedules.ScaledSGD` (``airbench_gradient_rules``) to keep the
+        :class:`visiondl_keras.training.optimizers.ScaledSGD` (``airbench_gradient_rules``) to keep the
         whitening kernel frozen.
 
     Example:
@@ -150,7 +150,7 @@ def build_airbench(widths=DEFAULT_WIDTHS, num_classes: int = 10, mean=None, std=
 
 
 def airbench_gradient_rules(bias_scaler: float = 64.0, whiten_bias_steps: int | None = None) -> list[dict]:
-    """The per-variable rules of the recipe, for :class:`~visiondl_keras.training.schedules.ScaledSGD`.
+    """The per-variable rules of the recipe, for :class:`~visiondl_keras.training.optimizers.ScaledSGD`.
 
     * the whitening kernel never changes (gradient x 0, no weight decay);
     * the whitening bias trains for ``whiten_bias_steps`` steps, then stops;

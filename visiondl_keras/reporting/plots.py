@@ -1,6 +1,4 @@
-"""CONTRIBUTORS: read CONTRIBUTING.md at the repository root first (venv, nice -n 15, commit rules, run-dir format).
-
-Every matplotlib figure of the package, so styling is consistent.
+"""Every matplotlib figure of the package, so styling is consistent.
 
 Functions take numpy arrays / dicts and return a ``matplotlib.figure.Figure``; ``save_figure``
 writes it atomically (PNG, 150 dpi). The Agg backend is used unless one is already chosen, so
@@ -19,6 +17,7 @@ if "MPLBACKEND" not in os.environ:
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from visiondl_keras.data import augment  # noqa: E402
 from visiondl_keras.io import atomic_write_bytes  # noqa: E402
 
 STYLE = {"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
@@ -449,3 +448,20 @@ def reliability_diagram_figure(bins: dict, ece: float, accuracy: float, mean_con
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def sample_grid(images: np.ndarray, labels: np.ndarray, policy: augment.Policy | str, n_images: int = 8, n_versions: int = 4,
+                class_names=None, seed: int = 0):
+    """A figure: ``n_images`` originals (first row) and ``n_versions`` augmented versions of each.
+
+    Returns:
+        A matplotlib Figure (save it with ``plots.save_figure``).
+    """
+    policy = augment.get_policy(policy) if isinstance(policy, str) else policy
+    x, y = np.asarray(images[:n_images]), np.asarray(labels[:n_images])
+    rows = [x.astype(np.float32)]
+    for v in range(n_versions):
+        xa, _ = policy(x, y, np.random.default_rng([seed, v]))
+        rows.append(xa)
+    names = [class_names[int(t)] for t in y] if class_names is not None else None
+    return augmentation_grid(np.stack(rows), names, title=f"policy: {policy.name}")

@@ -1,7 +1,7 @@
 """Augmentation ablation: the same model and budget under each policy, over several seeds.
 
 ``python -m visiondl_keras ablate-augment`` trains one run per (policy, seed) with
-:func:`visiondl_keras.training.engine.train` (each run directory is resumable, so an interrupted ablation
+:func:`visiondl_keras.training.scratch.train` (each run directory is resumable, so an interrupted ablation
 continues where it stopped), then writes
 
 * ``artifacts/metrics/augment_ablation.json`` and ``.md``: test accuracy mean +- std per policy;
@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from visiondl_keras.data.augment import POLICIES, sample_grid
-from visiondl_keras.data.cifar10 import Splits, load_cifar10, train_val_split
+from visiondl_keras.data.augment import POLICIES
+from visiondl_keras.data.cifar10 import load_cifar10
+from visiondl_keras.data.splits import Splits, train_val_split
 from visiondl_keras.errors import ConfigError
 from visiondl_keras.io import atomic_write_text, write_json
-from visiondl_keras.reporting.plots import ablation_bars, save_figure
+from visiondl_keras.reporting.plots import ablation_bars, sample_grid, save_figure
 from visiondl_keras.training.config import TrainConfig
 from visiondl_keras.training.scratch import train
 

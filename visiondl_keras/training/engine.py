@@ -175,25 +175,14 @@ def run_epochs(model, epoch_data: Callable[[int], tuple[np.ndarray, np.ndarray]]
             epoch_time = time.perf_counter() - t0
             elapsed += epoch_time
             if monitor is not None and monitor.problem:
-                best_epoch = (run.state() or {}).get("best_epoch", 0) if run is not None else 0
-                if run is not None:
-                    run.write_state("diverged", epochs_done=epoch, best_epoch=best_epoch, message=monitor.problem)
-                kept = (f" best.keras (from epoch {best_epoch}) was kept." if run is not None and run.best.is_file()
-                        else "")
-                raise TrainingDiverged(
-                    f"training stopped: {monitor.problem}; lower the learning rate (--lr) or use float32.{kept}")
+                _diverged(monitor, run, epoch)
             val_loss, val_acc = validate(model) if validate is not None else (float("nan"), train_acc)
-            lr, mom = current_lr_momentum(model.optimizer)
-            row = {"epoch": epoch + 1, "loss": train_loss, "accuracy": train_acc, "val_loss": float(val_loss),
-                   "val_accuracy": float(val_acc), "lr": lr, "momentum": mom if mom is not None else ""}
-            if probe is not None:
-                row["grad_norm"] = global_grad_norm(model, probe[0], probe[1], model.loss)
-            row.update({"loss_spikes": monitor.spikes if monitor is not None else 0,
-                        "epoch_time_s": round(epoch_time, 3), "time_s": round(elapsed, 3)})
+            row = _history_row(model, epoch, train_loss, train_acc, val_loss, val_acc, monitor, probe, epoch_time,
+                               elapsed)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, row)
             grad = f", grad_norm {row['grad_norm']:.3g}" if "grad_norm" in row else ""
-            log(f"epoch {epoch + 1}: val_accuracy {val_acc:.4f}, loss {train_loss:.4f}, lr {lr:.4g}{grad}, "
+            log(f"epoch {epoch + 1}: val_accuracy {val_acc:.4f}, loss {train_loss:.4f}, lr {row['lr']:.4g}{grad}, "
                 f"{epoch_time:.1f}s")
             if model.stop_training:
                 epoch += 1
@@ -203,6 +192,27 @@ def run_epochs(model, epoch_data: Callable[[int], tuple[np.ndarray, np.ndarray]]
     for cb in callbacks:
         cb.on_train_end()
     return {"epochs_done": epoch, "elapsed_s": elapsed, "stopped_early": epoch < epochs}
+
+
+def _diverged(monitor: StabilityMonitor, run: RunDir | None, epoch: int):
+    """Record a divergence in ``state.json`` and raise :class:`TrainingDiverged`."""
+    best_epoch = (run.state() or {}).get("best_epoch", 0) if run is not None else 0
+    if run is not None:
+        run.write_state("diverged", epochs_done=epoch, best_epoch=best_epoch, message=monitor.problem)
+    kept = f" best.keras (from epoch {best_epoch}) was kept." if run is not None and run.best.is_file() else ""
+    raise TrainingDiverged(f"training stopped: {monitor.problem}; lower the learning rate (--lr) or use float32.{kept}")
+
+
+def _history_row(model, epoch, train_loss, train_acc, val_loss, val_acc, monitor, probe, epoch_time, elapsed) -> dict:
+    """One row of ``history.csv``."""
+    lr, mom = current_lr_momentum(model.optimizer)
+    row = {"epoch": epoch + 1, "loss": train_loss, "accuracy": train_acc, "val_loss": float(val_loss),
+           "val_accuracy": float(val_acc), "lr": lr, "momentum": mom if mom is not None else ""}
+    if probe is not None:
+        row["grad_norm"] = global_grad_norm(model, probe[0], probe[1], model.loss)
+    row.update({"loss_spikes": monitor.spikes if monitor is not None else 0,
+                "epoch_time_s": round(epoch_time, 3), "time_s": round(elapsed, 3)})
+    return row
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

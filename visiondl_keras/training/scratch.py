@@ -16,7 +16,8 @@ import keras
 import numpy as np
 
 from visiondl_keras.data import augment
-from visiondl_keras.data.cifar10 import Splits, describe_data, load_cifar10, train_val_split
+from visiondl_keras.data.cifar10 import describe_data, load_cifar10
+from visiondl_keras.data.splits import Splits, train_val_split
 from visiondl_keras.evaluation.gradients import predict_logits
 from visiondl_keras.evaluation.metrics import evaluate_logits
 from visiondl_keras.evaluation.tta import PASSES as TTA_PASSES

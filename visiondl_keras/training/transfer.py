@@ -395,7 +395,7 @@ def fit_two_stages(model: keras.Model, splits, run: RunDir, recipe: dict, featur
 
     Args:
         model: a transfer model built with ``strategy="frozen"`` after ``keras.utils.set_random_seed``.
-        splits: :class:`~visiondl_keras.data.cifar10.Splits`.
+        splits: :class:`~visiondl_keras.data.splits.Splits`.
         run: the run directory; the stages go to ``RUN/stage1_head`` and ``RUN/stage2_finetune``.
         recipe: ``strategy`` (of stage 2: ``"partial"``/``"full"``; ``"frozen"`` skips it),
             ``head_epochs``, ``finetune_epochs``, ``head_batch_size``, ``batch_size``, ``lr``,
@@ -507,7 +507,7 @@ def train_reference(splits, run_dir, backbone="mobilenet_v2", alpha=None, input_
     :func:`fit_two_stages`). Taught in lesson 4.
 
     Args:
-        splits: :class:`~visiondl_keras.data.cifar10.Splits`.
+        splits: :class:`~visiondl_keras.data.splits.Splits`.
         run_dir: the run directory (created).
         backbone, alpha, input_size, weights: the model (see
             :func:`~visiondl_keras.models.backbones.build_transfer_model`).

@@ -128,7 +128,7 @@ def run_strategy(splits, backbone: str, alpha, strategy: str, cfg: dict, progres
     """Train one backbone with one strategy under the budget ``cfg``; return its result row.
 
     Args:
-        splits: :class:`~visiondl_keras.data.cifar10.Splits`.
+        splits: :class:`~visiondl_keras.data.splits.Splits`.
         backbone, alpha: the backbone.
         strategy: one of ``STRATEGY_CHOICES``.
         cfg: the budget (:data:`DEFAULT_BUDGET` keys).
@@ -195,7 +195,7 @@ def compare_transfer(splits, backbones, strategies=STRATEGY_CHOICES, progress: b
     """Run every strategy of every backbone on ``splits`` under one budget.
 
     Args:
-        splits: :class:`visiondl_keras.data.cifar10.Splits`.
+        splits: :class:`visiondl_keras.data.splits.Splits`.
         backbones: ``[(name, alpha), ...]``.
         strategies: a subset of ``("frozen", "partial", "full", "two_stage")``.
         progress: Keras progress bars.

@@ -267,3 +267,37 @@ def test_separate_processes_agree_and_kill9_resumes_exactly(tmp_path):
             else:
                 assert a[key] == b[key], (name, key)
         assert [r.split(",")[:5] for r in _history(ref)] == [r.split(",")[:5] for r in _history(run)]
+
+
+def test_ablate_recipe_removes_one_piece_at_a_time(tmp_path):
+    from visiondl_keras.training.ablation import ablate_recipe
+
+    splits = make_splits(n_train=300, n_val=30, n_test=60)
+    base = preset_config("fast", widths=list(SMALL), epochs=2, batch_size=100, precision="float32", tta_level=1)
+    report = ablate_recipe(base, ("lookahead", "tta"), seeds=(0,), runs_dir=tmp_path / "runs", out_dir=tmp_path,
+                           splits=splits, progress=False, log=lambda *a: None)
+    assert [r["removed"] for r in report["rows"]] == ["none", "lookahead", "tta"]
+    cfg = read_json(tmp_path / "runs" / "without-lookahead-seed0" / "config.json")
+    assert cfg["lookahead"] is False and cfg["policy"] == base.policy
+    full = report["runs"][0]
+    assert report["rows"][2]["accuracies"] == [full["test_accuracy_no_tta"]]
+    assert (tmp_path / "metrics" / "recipe_ablation.md").read_text().count("|") > 10
+    with pytest.raises(ConfigError, match="unknown recipe pieces"):
+        ablate_recipe(base, ("dropout",), splits=splits)
+
+
+def test_export_with_tta_matches_tta_logits(tmp_path):
+    pytest.importorskip("tensorflow")
+    from visiondl_keras.deploy.export import export_checkpoint
+    from visiondl_keras.deploy.predictor import load_predictor
+    from visiondl_keras.evaluation.metrics import softmax
+
+    splits = make_splits(n_train=64, n_val=8, n_test=8)
+    model = build_airbench(SMALL, 10, splits.mean, splits.std, whitening_images=splits.x_train)
+    ckpt = tmp_path / "m.keras"
+    model.save(ckpt)
+    with pytest.warns(UserWarning, match="no calibration sidecar"):
+        files = export_checkpoint(ckpt, tmp_path / "m.tflite", fmt="tflite", tta=2, log=lambda *a: None)
+    predictor = load_predictor(next(iter(files.values())), calibrated=True)
+    probs = predictor.predict(splits.x_test)
+    np.testing.assert_allclose(probs, softmax(tta_logits(model, splits.x_test, 2)), atol=1e-4)

@@ -69,7 +69,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON atomically; numpy scalars and arrays are converted.
 
     Example:
-        >>> write_json("/tmp/m.json", {"accuracy": np.float32(0.5)})  # doctest: +SKIP
+        >>> write_json("runs/m.json", {"accuracy": np.float32(0.5)})  # doctest: +SKIP
     """
     return atomic_write_text(path, json.dumps(obj, indent=2, default=_default, sort_keys=False) + "\n")
 

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     export_checkpoint(args.checkpoint, args.out, fmt=args.format, quantization=args.quantization,
                       calibrated=not args.no_calibration, run_dir=args.run_dir, data=args.data, seed=args.seed,
                       val_size=args.val_size, representative=args.representative, progress=not args.quiet,
-                      log=_silent if args.quiet else print)
+                      log=_silent if args.quiet else print, tta=args.tta)
     return 0
 
 
@@ -33,6 +33,9 @@ def register(subparsers) -> None:
         description="Export a checkpoint as a SavedModel folder or a .tflite file that outputs calibrated "
         "probabilities. --format all writes saved_model/ and model_{float32,float16,dynamic,int8}.tflite into --out.",
     )
+    p.add_argument("--tta", type=int, choices=(0, 1, 2), default=0,
+                   help="wrap the model in test-time augmentation: 0 none (default), 1 mirror (2 passes), "
+                   "2 mirror + translations (6 passes)")
     p.add_argument("--format", choices=FORMATS, default="tflite", help="what to write (default tflite)")
     p.add_argument("--quantization", choices=QUANTIZATIONS, default="none", help="TFLite quantization (default none)")
     p.add_argument("--out", required=True, help="output .tflite file, SavedModel folder, or folder for --format all")

@@ -297,11 +297,11 @@ def augmented_epoch(x: np.ndarray, y: np.ndarray, policy: Policy, seed: int, epo
     return xs, ys
 
 
-ALTERNATING_POLICIES = ("altflip", "altflip+translate")
+ALTERNATING_POLICIES = ("altflip", "altflip+translate", "flip+translate")
 
 
 def alternating_flip_epoch(x: np.ndarray, y: np.ndarray, seed: int, epoch: int, translate: int = 2,
-                           num_classes: int = 10):
+                           num_classes: int = 10, alternate: bool = True):
     """One epoch of the fast recipe's augmentation, a pure function of (seed, epoch).
 
     *Alternating flip*: each image gets one random left-right flip decision, drawn once from
@@ -309,15 +309,19 @@ def alternating_flip_epoch(x: np.ndarray, y: np.ndarray, seed: int, epoch: int, 
     Every image is thus seen both ways in any two consecutive epochs, which spreads the flips
     more evenly than a fresh coin per epoch. *Translate*: reflect-pad ``translate`` pixels and
     crop per image (``random_crop``), fresh offsets every epoch. The order is
-    ``default_rng([seed, epoch]).permutation`` as in :func:`augmented_epoch`.
+    ``default_rng([seed, epoch]).permutation`` as in :func:`augmented_epoch`. With
+    ``alternate=False`` each epoch draws fresh flips instead (policy ``flip+translate``, the ablation).
 
     Returns:
         ``(images float32 (N, H, W, C), one-hot labels float32 (N, K))`` in training order.
     """
     x = np.asarray(x)
-    flip = np.random.default_rng([seed, 2**31 - 1]).random(len(x)) < 0.5
-    if epoch % 2 == 1:
-        flip = ~flip
+    if alternate:
+        flip = np.random.default_rng([seed, 2**31 - 1]).random(len(x)) < 0.5
+        if epoch % 2 == 1:
+            flip = ~flip
+    else:
+        flip = np.random.default_rng([seed, epoch, 2**31 - 1]).random(len(x)) < 0.5
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(x))
     xs = x[order]
@@ -326,12 +330,3 @@ def alternating_flip_epoch(x: np.ndarray, y: np.ndarray, seed: int, epoch: int, 
     if translate:
         xs = random_crop(xs, translate, rng, mode="reflect")
     return xs.astype(np.float32), one_hot(np.asarray(y)[order], num_classes)
-
-
-def epoch_arrays(x: np.ndarray, y: np.ndarray, policy_name: str, seed: int, epoch: int, batch_size: int,
-                 num_classes: int = 10):
-    """The training arrays of one epoch for a policy name (alternating-flip policies included)."""
-    if policy_name in ALTERNATING_POLICIES:
-        return alternating_flip_epoch(x, y, seed, epoch, 2 if policy_name.endswith("translate") else 0, num_classes)
-    policy = get_policy(policy_name, num_classes=num_classes)
-    return augmented_epoch(x, y, policy, seed, epoch, batch_size)

@@ -74,6 +74,12 @@ def data_kind(source: str) -> str:
     return "JPEG q75 mirror of CIFAR-10" if is_jpeg_mirror(source) else "CIFAR-10"
 
 
+def source_name(source: str) -> str:
+    """The file or folder name of a data source (what run files record: the fingerprint identifies the
+    exact data, and a full path would only describe one machine)."""
+    return Path(str(source)).name or str(source)
+
+
 def describe_data(data) -> dict:
     """The dataset description every run and report stores (the ``"data"`` entry of ``metrics.json``).
 
@@ -86,7 +92,7 @@ def describe_data(data) -> dict:
     """
     jpeg = is_jpeg_mirror(data.source)
     return {
-        "source": data.source,
+        "source": source_name(data.source),
         "fingerprint": data.fingerprint,
         "is_jpeg_mirror": jpeg,
         "description": data_kind(data.source) + (" (not bit-identical to the official release)" if jpeg else ""),
@@ -127,7 +133,7 @@ class Dataset:
         """One line naming the data, for logs, tables and the model card."""
         kind = data_kind(self.source)
         return (
-            f"{kind} ({len(self.x_train)} train / {len(self.x_test)} test images) from {self.source}, "
+            f"{kind} ({len(self.x_train)} train / {len(self.x_test)} test images) from {source_name(self.source)}, "
             f"fingerprint {self.fingerprint[:12]}"
         )
 

@@ -21,7 +21,7 @@ the package on every platform).
 
 Example::
 
-    python -m visiondl_keras export artifacts/checkpoints/scratch_resnet9.keras --format all --out /tmp/export
+    python -m visiondl_keras export artifacts/checkpoints/scratch_resnet9.keras --format all --out runs/export
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from visiondl_keras.deploy.metadata import export_metadata_path
 from visiondl_keras.errors import ConfigError, ModelError
 from visiondl_keras.evaluation.calibration import load_temperature
 from visiondl_keras.evaluation.metrics import check_temperature
+from visiondl_keras.evaluation.tta import tta_model
 from visiondl_keras.io import atomic_write_bytes, write_json
 from visiondl_keras.models import load_checkpoint
 from visiondl_keras.runs import read_run_file, resolve_checkpoint, split_settings
@@ -108,7 +109,7 @@ def export_saved_model(model, path: str | os.PathLike, temperature: float = 1.0,
         The folder. Serve it with ``tf.saved_model.load(path).serve(images)``.
 
     Example:
-        >>> export_saved_model(model, "/tmp/resnet9_savedmodel", temperature=1.4)  # doctest: +SKIP
+        >>> export_saved_model(model, "runs/resnet9_savedmodel", temperature=1.4)  # doctest: +SKIP
     """
     path = Path(path)
     wrapped = calibrated_model(model, temperature)
@@ -172,7 +173,7 @@ def export_tflite(model, path: str | os.PathLike, quantization: str = "none", te
         The file's path.
 
     Example:
-        >>> export_tflite(model, "/tmp/m_int8.tflite", "int8", representative_images=x_train[:500])  # doctest: +SKIP
+        >>> export_tflite(model, "runs/m_int8.tflite", "int8", representative_images=x_train[:500])  # doctest: +SKIP
     """
     if quantization not in QUANTIZATIONS:
         raise ConfigError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}.")
@@ -278,7 +279,7 @@ def _representative_for(fmt: str, quantization: str, run_dir, seed, val_size, da
 
 def export_checkpoint(checkpoint, out, fmt: str = "tflite", quantization: str = "none", calibrated: bool = True,
                       run_dir=None, data=None, seed=None, val_size=None, representative: int = 2000,
-                      progress: bool = True, log=print) -> dict:
+                      progress: bool = True, log=print, tta: int = 0) -> dict:
     """Export a checkpoint with its calibration temperature folded in.
 
     Args:
@@ -294,6 +295,9 @@ def export_checkpoint(checkpoint, out, fmt: str = "tflite", quantization: str = 
         representative: training images that calibrate int8.
         progress: progress bar while loading the data.
         log: called with each progress line (``print`` by default).
+        tta: export the model wrapped in test-time augmentation of this level
+            (:func:`visiondl_keras.evaluation.tta.tta_model`; 0: none). Level 1 doubles and level 2
+            multiplies by six the cost of one prediction.
 
     Returns:
         ``{name: path}`` of the files written.
@@ -304,14 +308,14 @@ def export_checkpoint(checkpoint, out, fmt: str = "tflite", quantization: str = 
         ModelError: the checkpoint is missing or unreadable, or the conversion fails.
 
     Example:
-        >>> export_checkpoint("runs/quick", "/tmp/export", fmt="all")  # doctest: +SKIP
+        >>> export_checkpoint("runs/quick", "runs/export", fmt="all")  # doctest: +SKIP
     """
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}.")
     if fmt == "saved_model" and quantization != "none":
         raise ConfigError("quantization applies to TFLite; export with format 'tflite' or 'all'.")
     checkpoint, run_dir = resolve_checkpoint(checkpoint, run_dir)
-    model = load_checkpoint(checkpoint)
+    model = tta_model(load_checkpoint(checkpoint), tta)
     temperature = load_temperature(checkpoint) if calibrated else 1.0
     if temperature == 1.0 and calibrated:
         warnings.warn(f"{checkpoint} has no calibration sidecar; exporting with temperature 1.0 "

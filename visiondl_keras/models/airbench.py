@@ -102,7 +102,7 @@ def dirac_init(model: keras.Model) -> None:
 
 
 def build_airbench(widths=DEFAULT_WIDTHS, num_classes: int = 10, mean=None, std=None, whitening_images=None,
-                   name: str | None = None) -> keras.Model:
+                   name: str | None = None, identity_init: bool = True) -> keras.Model:
     """The airbench-style network (lesson 3) as a functional Keras model.
 
     Args:
@@ -113,6 +113,7 @@ def build_airbench(widths=DEFAULT_WIDTHS, num_classes: int = 10, mean=None, std=
         whitening_images: training images (uint8, N x 32 x 32 x 3) to initialise the whitening
             kernel from; without them the kernel keeps a random initialisation (tests only).
         name: model name. Defaults to ``airbench_<w1>_<w2>_<w3>``.
+        identity_init: start the 3x3 convolutions as identity maps (:func:`dirac_init`).
 
     Returns:
         An uncompiled ``keras.Model`` from raw 0-255 RGB to float32 logits. Train it with
@@ -138,7 +139,8 @@ def build_airbench(widths=DEFAULT_WIDTHS, num_classes: int = 10, mean=None, std=
     x = keras.layers.Dense(num_classes, use_bias=False, kernel_initializer=_torch_default_init(), name="head")(x)
     outputs = keras.layers.Rescaling(LOGIT_SCALE, dtype="float32", name="logits")(x)
     model = keras.Model(inputs, outputs, name=name or "airbench_" + "_".join(map(str, widths)))
-    dirac_init(model)
+    if identity_init:
+        dirac_init(model)
     whiten = model.get_layer("whiten")
     whiten.bias.assign(np.zeros(WHITEN_FILTERS, np.float32))
     if whitening_images is not None:
@@ -149,15 +151,17 @@ def build_airbench(widths=DEFAULT_WIDTHS, num_classes: int = 10, mean=None, std=
     return model
 
 
-def airbench_gradient_rules(bias_scaler: float = 64.0, whiten_bias_steps: int | None = None) -> list[dict]:
+def airbench_gradient_rules(bias_scaler: float = 64.0, whiten_bias_steps: int | None = None,
+                            freeze_whitening: bool = True) -> list[dict]:
     """The per-variable rules of the recipe, for :class:`~visiondl_keras.training.optimizers.ScaledSGD`.
 
-    * the whitening kernel never changes (gradient x 0, no weight decay);
+    * the whitening kernel never changes (gradient x 0, no weight decay), unless ``freeze_whitening``
+      is False (the ablation without whitening trains that layer like any other);
     * the whitening bias trains for ``whiten_bias_steps`` steps, then stops;
     * BatchNorm offsets (``beta``) learn ``bias_scaler`` times faster than the other weights.
     """
-    rules = [{"match": "whiten/kernel", "scale": 0.0, "decay": False}]
-    if whiten_bias_steps is not None:
+    rules = [{"match": "whiten/kernel", "scale": 0.0, "decay": False}] if freeze_whitening else []
+    if whiten_bias_steps is not None and freeze_whitening:
         rules.append({"match": "whiten/bias", "scale": 1.0, "until_step": int(whiten_bias_steps)})
     rules.append({"match": "/beta", "scale": float(bias_scaler)})
     return rules

@@ -1,4 +1,9 @@
-"""Augmentation ablation: the same model and budget under each policy, over several seeds.
+"""Ablations: the same model and budget with one thing changed, over several seeds (lessons 2 and 3).
+
+* :func:`ablate_augment`: each augmentation policy;
+* :func:`ablate_recipe`: the fast recipe with one piece removed at a time.
+
+Augmentation ablation details:
 
 ``python -m visiondl_keras ablate-augment`` trains one run per (policy, seed) with
 :func:`visiondl_keras.training.scratch.train` (each run directory is resumable, so an interrupted ablation
@@ -17,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from visiondl_keras.data.augment import POLICIES
-from visiondl_keras.data.cifar10 import load_cifar10
+from visiondl_keras.data.cifar10 import describe_data, load_cifar10
 from visiondl_keras.data.splits import Splits, train_val_split
 from visiondl_keras.errors import ConfigError
 from visiondl_keras.io import atomic_write_text, write_json
@@ -87,7 +92,8 @@ def ablate_augment(base: TrainConfig, policies=DEFAULT_POLICIES, seeds=(0, 1), r
             results.append({"policy": policy, "seed": int(seed), "test_accuracy": m["test_accuracy"],
                             "val_accuracy": m["val_accuracy"], "train_time_s": m["train_time_s"], "run_dir": str(run)})
     rows = summarize(results)
-    data_desc = ("JPEG q75 mirror of CIFAR-10" if "jpeg" in splits.source.lower() else f"data from {splits.source}")
+    data = describe_data(splits)
+    data_desc = data["description"]
     budget = (f"{base.arch} width {base.width}, {base.epochs} epochs, {len(splits.y_train)} training images, "
               f"{len(splits.y_test)} test images, batch {base.batch_size}")
     report = {
@@ -96,8 +102,7 @@ def ablate_augment(base: TrainConfig, policies=DEFAULT_POLICIES, seeds=(0, 1), r
         "config": {k: v for k, v in base.to_dict().items() if k not in ("policy", "seed")},
         "seeds": list(seeds),
         "budget": budget,
-        "data": {"source": splits.source, "fingerprint": splits.fingerprint, "description": data_desc,
-                 "n_train": int(len(splits.y_train)), "n_test": int(len(splits.y_test))},
+        "data": data,
         "wall_clock_s": round(time.perf_counter() - t0, 1),
     }
     out = Path(out_dir)
@@ -109,4 +114,79 @@ def ablate_augment(base: TrainConfig, policies=DEFAULT_POLICIES, seeds=(0, 1), r
                             class_names=splits.class_names) for p in policies]
     for p, fig in zip(policies, rows_fig):
         save_figure(fig, out / "figures" / "augment_policies" / f"{p.replace('+', '_')}.png", dpi=100)
+    return report
+
+
+# What "removing a piece" of the fast recipe means, as config overrides ("tta" needs no retraining:
+# it is the full recipe's test accuracy without test-time augmentation).
+RECIPE_PIECES = {
+    "whitening": {"whitening": False},
+    "identity_init": {"identity_init": False},
+    "alternating_flip": {"policy": "flip+translate"},
+    "lookahead": {"lookahead": False},
+    "label_smoothing": {"label_smoothing": 0.0},
+    "bias_scaler": {"bias_scaler": 1.0},
+    "tta": {},
+}
+
+
+def ablate_recipe(base: TrainConfig, pieces=tuple(RECIPE_PIECES), seeds=(0, 1), runs_dir="runs/ablation-recipe",
+                  out_dir="runs/ablation-recipe", splits: Splits | None = None, progress: bool = True,
+                  log=print) -> dict:
+    """Train the fast recipe ``base`` in full and without each of ``pieces``, for each seed.
+
+    Args:
+        base: a fast-recipe configuration (``preset_config("fast", ...)``) with ``tta_level`` > 0.
+        pieces: names from ``RECIPE_PIECES``.
+        seeds: seeds (the data split stays that of ``base.seed``).
+        runs_dir: where the run directories go (resumable).
+        out_dir: ``metrics/recipe_ablation.json`` and ``.md`` are written below it.
+        splits: data to use (default: loaded per ``base``).
+
+    Returns:
+        The dict written to ``recipe_ablation.json``: rows ``{removed, mean, std, n, accuracies}``
+        (accuracy with the base's TTA level, except for ``tta``) and the runs.
+
+    Raises:
+        ConfigError: an unknown piece, no seeds, or a base that is not the fast recipe.
+    """
+    unknown = [p for p in pieces if p not in RECIPE_PIECES]
+    if unknown:
+        raise ConfigError(f"unknown recipe pieces {unknown}; choose from {list(RECIPE_PIECES)}.")
+    if base.arch != "airbench" or not seeds:
+        raise ConfigError("ablate_recipe needs the fast recipe (arch airbench) and at least one seed.")
+    if splits is None:
+        splits = train_val_split(load_cifar10(base.data, progress=progress), base.val_size, base.seed, base.limit,
+                                 base.test_limit)
+    level = str(base.tta_level)
+    results = []
+    for removed in ("none", *pieces):
+        for seed in seeds:
+            if removed == "tta":
+                full = next(r for r in results if r["removed"] == "none" and r["seed"] == seed)
+                results.append({**full, "removed": "tta", "test_accuracy": full["test_accuracy_no_tta"]})
+                continue
+            overrides = RECIPE_PIECES.get(removed, {})
+            cfg = TrainConfig.from_dict({**base.to_dict(), **overrides, "seed": int(seed)})
+            run = Path(runs_dir) / f"without-{removed}-seed{seed}"
+            log(f"[ablation] without {removed}, seed {seed} -> {run}")
+            m = train(cfg, run, splits=splits, progress=progress, log=log)
+            results.append({"removed": removed, "seed": int(seed), "test_accuracy": m["tta"][level]["test_accuracy"],
+                            "test_accuracy_no_tta": m["test_accuracy"], "train_time_s": m["train_time_s"],
+                            "run_dir": str(run)})
+    rows = summarize([{**r, "policy": r["removed"]} for r in results])
+    for row in rows:
+        row["removed"] = row.pop("policy")
+    budget = (f"airbench widths {base.widths}, {base.epochs} epochs, {len(splits.y_train)} training images, "
+              f"{len(splits.y_test)} test images, TTA level {level} (except 'tta')")
+    report = {"rows": rows, "runs": results, "seeds": list(seeds), "budget": budget,
+              "config": {k: v for k, v in base.to_dict().items() if k != "seed"}, "data": describe_data(splits)}
+    out = Path(out_dir)
+    write_json(out / "metrics" / "recipe_ablation.json", report)
+    lines = [f"Fast-recipe ablation: test accuracy (mean ± std over seeds) on the {report['data']['description']}; "
+             f"{budget}.", "", "| removed | test accuracy | seeds | per seed |", "|---|---|---|---|"]
+    for r in rows:
+        per = ", ".join(f"{a:.4f}" for a in r["accuracies"])
+        lines.append(f"| {r['removed']} | {r['mean']:.4f} ± {r['std']:.4f} | {r['n']} | {per} |")
+    atomic_write_text(out / "metrics" / "recipe_ablation.md", "\n".join(lines) + "\n")
     return report

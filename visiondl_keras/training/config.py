@@ -67,6 +67,8 @@ class TrainConfig:
     widths: list | None = None
     bias_scaler: float = 64.0
     whiten_bias_epochs: int = 3
+    whitening: bool = True
+    identity_init: bool = True
     lookahead: bool = False
     tta_level: int = 0
     wandb: bool = False

@@ -124,7 +124,7 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int):
         peak = config.lr * config.batch_size / (1024 * (1 + 1 / (1 - config.momentum)))
         schedule = Triangular(total, peak, warmup_frac=config.pct_start)
         whiten_steps = config.whiten_bias_epochs * steps_per_epoch
-        rules = (airbench_gradient_rules(config.bias_scaler, whiten_steps) if config.arch == "airbench"
+        rules = (airbench_gradient_rules(config.bias_scaler, whiten_steps, config.whitening) if config.arch == "airbench"
                  else [{"match": "/beta", "scale": config.bias_scaler}])
         return ScaledSGD(learning_rate=schedule, momentum=config.momentum, nesterov=True, rules=rules,
                          coupled_weight_decay=config.weight_decay / config.lr)

@@ -50,8 +50,9 @@ def build_model(config: TrainConfig, splits: Splits) -> keras.Model:
     """The uncompiled network that ``config`` names, normalising with the training split's statistics."""
     num_classes = len(splits.class_names)
     if config.arch == "airbench":
+        whitening_images = splits.x_train[:WHITENING_IMAGES] if config.whitening else None
         return build_airbench(config.widths or DEFAULT_WIDTHS, num_classes, splits.mean, splits.std,
-                              whitening_images=splits.x_train[:WHITENING_IMAGES])
+                              whitening_images=whitening_images, identity_init=config.identity_init)
     return build_scratch_model(config.arch, config.width, num_classes, splits.mean, splits.std)
 
 
@@ -60,10 +61,11 @@ def epoch_data_fn(config: TrainConfig, splits: Splits):
     num_classes = len(splits.class_names)
     if config.policy in augment.ALTERNATING_POLICIES:
         translate = 2 if config.policy.endswith("translate") else 0
+        alternate = config.policy.startswith("altflip")
 
         def epoch_data(epoch):
             return augment.alternating_flip_epoch(splits.x_train, splits.y_train, config.seed, epoch, translate,
-                                                  num_classes)
+                                                  num_classes, alternate=alternate)
         return epoch_data
     policy = augment.get_policy(config.policy, num_classes=num_classes, seed=config.seed)
 
@@ -119,6 +121,9 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, splits: Splits | None
             splits = train_val_split(load_cifar10(config.data, progress=progress), config.val_size, config.seed,
                                      config.limit, config.test_limit)
         steps = steps_per_epoch(len(splits.y_train), config.batch_size)
+        saved = run.read("config.json")
+        if saved and set(saved) < set(config.to_dict()):  # written before newer fields existed: their defaults
+            run.write("config.json", TrainConfig.from_dict(saved).to_dict())
         model, start_epoch, history, elapsed = resume_state(run, config.to_dict(), steps, log)
         if run.is_completed():
             log(f"{run.path}: run already completed; metrics from metrics.json.")

@@ -28,6 +28,7 @@ from visiondl_keras.errors import ConfigError, ModelError
 from visiondl_keras.io import read_csv, read_json, write_csv, write_json
 
 CHECKPOINT_NAMES = ("best.keras", "model.keras", "last.keras")
+INT_COLUMNS = ("epoch", "loss_spikes")
 RUN_FILES = ("config.json", "history.csv", "metrics.json", "environment.json", "state.json")
 
 
@@ -84,7 +85,13 @@ class RunDir:
         return write_json(self.state_file, {"status": status, **info})
 
     def read_history(self) -> list[dict]:
-        return read_csv(self.history) if self.history.is_file() else []
+        """The rows of ``history.csv`` (numbers as floats, counters such as ``epoch`` as ints)."""
+        rows = read_csv(self.history) if self.history.is_file() else []
+        for row in rows:
+            for key in INT_COLUMNS:
+                if isinstance(row.get(key), float) and row[key].is_integer():
+                    row[key] = int(row[key])
+        return rows
 
     def write_history(self, rows: list[dict]) -> Path:
         return write_csv(self.history, rows)

@@ -234,7 +234,8 @@ class Checkpointer(keras.callbacks.Callback):
         super().__init__()
         self.run, self.history, self.monitor = run, history, monitor
         self.best = max((float(r[monitor]) for r in history), default=-math.inf)
-        self.best_epoch = max((int(r["epoch"]) for r in history if float(r[monitor]) == self.best), default=0)
+        # the first epoch that reached the best value, as the strict ">" of on_epoch_end would have kept
+        self.best_epoch = min((int(r["epoch"]) for r in history if float(r[monitor]) == self.best), default=0)
 
     def on_epoch_end(self, epoch, logs=None):
         row = dict(logs or {})

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from visiondl_keras.data.cifar10 import source_name  # noqa: E402
 from visiondl_keras.io import write_json  # noqa: E402
 from visiondl_keras.reproducibility import cpu_info, environment_info  # noqa: E402
 from visiondl_keras.training.config import preset_config  # noqa: E402
@@ -43,7 +44,8 @@ def run_one(preset: str, precision: str, seed: int, runs_dir: Path, data: str | 
     return {"preset": preset, "precision": precision, "seed": seed, "run_dir": str(run),
             "test_accuracy": m["test_accuracy"], "test_accuracy_tta": m["tta"][level]["test_accuracy"],
             "tta_level": cfg.tta_level, "train_minutes": m["train_time_s"] / 60,
-            "images_per_second": m["images_per_second"], "epochs": m["epochs"], "data": m["data"]}
+            "images_per_second": m["images_per_second"], "epochs": m["epochs"],
+            "data": {**m["data"], "source": source_name(m["data"]["source"])}}
 
 
 def summarize(runs: list[dict]) -> list[dict]:

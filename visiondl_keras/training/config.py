@@ -41,6 +41,14 @@ class TrainConfig:
 
     ``weight_decay`` is Keras' decoupled decay (``w -= lr * wd * w`` each step). For SGD with
     momentum 0.9 the default 5e-3 matches the classic coupled L2 of 5e-4 (5e-4 / (1 - 0.9)).
+    With ``optimizer="scaled_sgd"`` (the fast recipe) ``lr`` and ``weight_decay`` are airbench's
+    values per 1024 examples instead (see :func:`visiondl_keras.training.optimizers.make_optimizer`).
+
+    The fast recipe's own fields: ``widths`` (the three conv-group widths of ``arch="airbench"``),
+    ``bias_scaler`` (learning-rate multiplier of BatchNorm offsets), ``whiten_bias_epochs`` (epochs
+    the whitening bias trains), ``whitening`` and ``identity_init`` (the two initialisations, off
+    only in ablations), ``lookahead`` (weight averaging) and ``tta_level`` (test-time augmentation
+    of the reported test accuracy). Presets: :func:`preset_config`.
     """
 
     arch: str = "resnet9"

@@ -162,6 +162,7 @@ class Lookahead(keras.callbacks.Callback):
                               "exactly (delete the run directory to start again).")
         with np.load(path) as f:
             self.average = [f[f"arr_{i}"] for i in range(len(f.files))]
+        self._previous = path.name  # kept until the next checkpoint has been written
 
     def on_epoch_end(self, epoch, logs=None):
         """Save the average beside the checkpoint the engine writes next (kept: this one and the previous)."""

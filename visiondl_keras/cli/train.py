@@ -149,7 +149,13 @@ def _cmd_lr_find(args) -> int:
 
 
 def _cmd_publish(args) -> int:
-    info = publish_run(args.run_dir, args.name, args.out, args.run_name)
+    model = None
+    if args.weights_dtype != "float32":
+        from visiondl_keras.models import load_checkpoint
+        from visiondl_keras.models.storage import cast_model
+
+        model = cast_model(load_checkpoint(args.run_dir), args.weights_dtype)
+    info = publish_run(args.run_dir, args.name, args.out, args.run_name, model=model)
     print(f"{info['checkpoint']} ({info['bytes'] / 1e6:.2f} MB) and run files in {info['run_dir']}")
     return 0
 
@@ -185,6 +191,9 @@ def register(sub):
     p.add_argument("--name", required=True, help="checkpoint name, e.g. scratch_fast94")
     p.add_argument("--run-name", help="folder under OUT/runs/ for the run files (default: --name)")
     p.add_argument("--out", default="artifacts", help="the artifacts folder (default artifacts)")
+    p.add_argument("--weights-dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                   help="store the shipped weights in this dtype (bfloat16 halves the file; the output stays "
+                   "float32 logits; default float32)")
     p.set_defaults(func=_cmd_publish)
 
     p = sub.add_parser("lr-find", help="LR range test: plot and suggested learning rate")

@@ -45,6 +45,7 @@ from visiondl_keras.evaluation.metrics import check_temperature
 from visiondl_keras.evaluation.tta import tta_model
 from visiondl_keras.io import atomic_write_bytes, write_json
 from visiondl_keras.models import load_checkpoint
+from visiondl_keras.models.storage import cast_model, model_storage_dtype
 from visiondl_keras.runs import read_run_file, resolve_checkpoint, split_settings
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -315,7 +316,10 @@ def export_checkpoint(checkpoint, out, fmt: str = "tflite", quantization: str = 
     if fmt == "saved_model" and quantization != "none":
         raise ConfigError("quantization applies to TFLite; export with format 'tflite' or 'all'.")
     checkpoint, run_dir = resolve_checkpoint(checkpoint, run_dir)
-    model = tta_model(load_checkpoint(checkpoint), tta)
+    model = load_checkpoint(checkpoint)
+    if model_storage_dtype(model) != "float32":  # a bfloat16 checkpoint: the converters expect float32
+        model = cast_model(model, "float32")
+    model = tta_model(model, tta)
     temperature = load_temperature(checkpoint) if calibrated else 1.0
     if temperature == 1.0 and calibrated:
         warnings.warn(f"{checkpoint} has no calibration sidecar; exporting with temperature 1.0 "

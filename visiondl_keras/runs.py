@@ -188,12 +188,30 @@ def save_keras_atomic(model, path: str | os.PathLike) -> Path:
     return path
 
 
+def without_local_paths(obj):
+    """``obj`` (parsed JSON) with every absolute path under a ``"source"`` key cut to its file name.
+
+    Published files identify their data by description and fingerprint; the folder it was read
+    from on the machine that trained is nobody else's business (and differs on every machine).
+
+    Example:
+        >>> without_local_paths({"data": {"source": "/home/me/cifar10-jpeg.tar.gz", "n": 3}})
+        {'data': {'source': 'cifar10-jpeg.tar.gz', 'n': 3}}
+    """
+    if isinstance(obj, dict):
+        return {k: (Path(v).name if k == "source" and isinstance(v, str) and os.path.isabs(v)
+                    else without_local_paths(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [without_local_paths(v) for v in obj]
+    return obj
+
+
 def publish_run(run_dir: str | os.PathLike, name: str, out: str | os.PathLike = "artifacts",
                 run_name: str | None = None, model=None, extra_files=()) -> dict:
     """Ship a finished run: its best checkpoint without optimizer state, and its small run files.
 
     Writes ``OUT/checkpoints/NAME.keras`` (weights only: dropping the optimizer state halves the
-    file) and copies the run files (``config.json``, ``history.csv``, ``metrics.json``,
+    file) and copies the run files (JSON files through :func:`without_local_paths`) (``config.json``, ``history.csv``, ``metrics.json``,
     ``environment.json``, ``state.json``, ``figures/`` and ``extra_files``) to
     ``OUT/runs/RUN_NAME/`` (default: NAME).
 
@@ -226,7 +244,9 @@ def publish_run(run_dir: str | os.PathLike, name: str, out: str | os.PathLike = 
     dest = out / "runs" / (run_name or name)
     dest.mkdir(parents=True, exist_ok=True)
     for f in (*RUN_FILES, *extra_files):
-        if (run.path / f).is_file():
+        if (run.path / f).suffix == ".json" and (run.path / f).is_file():
+            write_json(dest / f, without_local_paths(read_json(run.path / f)))
+        elif (run.path / f).is_file():
             shutil.copy2(run.path / f, dest / f)
     if run.figures.is_dir():
         shutil.copytree(run.figures, dest / "figures", dirs_exist_ok=True)

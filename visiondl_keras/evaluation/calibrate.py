@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from visiondl_keras.data.cifar10 import describe_data
 from visiondl_keras.data.splits import load_run_splits
 from visiondl_keras.evaluation.calibration import (
     apply_temperature,
@@ -106,7 +107,7 @@ def calibrate_checkpoint(checkpoint, run_dir=None, out_dir=None, figures_dir=Non
     result = {"checkpoint": str(checkpoint), "run_dir": str(run_dir) if run_dir else None, "temperature": temperature,
               "n_bins": n_bins, "fitted_on": "validation split",
               "split": {k: settings[k] for k in ("seed", "val_size", "limit", "test_limit")},
-              "data": {"source": splits.source, "fingerprint": splits.fingerprint}}
+              "data": {k: v for k, v in describe_data(splits).items() if k in ("source", "description", "fingerprint")}}
     for split, logits, labels in (("val", val_logits, splits.y_val), ("test", test_logits, splits.y_test)):
         result[split] = {when: calibration_metrics(apply_temperature(logits, t), labels, n_bins)
                          for when, t in (("before", 1.0), ("after", temperature))}

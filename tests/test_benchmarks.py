@@ -1,0 +1,53 @@
+"""The time-to-accuracy benchmark's bookkeeping: measured vs extrapolated times and the ratios."""
+
+import importlib.util
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_accuracy.py"
+
+
+@pytest.fixture(scope="module")
+def t2a():
+    spec = importlib.util.spec_from_file_location("time_to_accuracy", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _curve(points):
+    return [(s, a, i + 1) for i, (s, a) in enumerate(points)]
+
+
+def test_time_to_is_the_first_epoch_that_reaches_the_target(t2a):
+    curve = _curve([(10, 0.5), (20, 0.76), (30, 0.74), (40, 0.86)])
+    assert t2a.time_to(curve, 0.75) == 20
+    assert t2a.time_to(curve, 0.85) == 40
+    assert t2a.time_to(curve, 0.90) is None
+
+
+def test_extrapolation_follows_a_log_linear_trend_and_stays_near_the_curve(t2a):
+    # accuracy = 0.1 * ln(t) exactly: reaches 0.70 at t = e^7
+    curve = _curve([(math.exp(a * 10), a) for a in (0.40, 0.50, 0.60, 0.65, 0.66, 0.67)])
+    assert t2a.extrapolated_time_to(curve, 0.70) == pytest.approx(math.exp(7.0), rel=1e-6)
+    assert t2a.extrapolated_time_to(curve, 0.80) is None  # 13 points above the best measured
+    flat = _curve([(s, 0.6) for s in (10, 20, 30, 40, 50, 60)])
+    assert t2a.extrapolated_time_to(flat, 0.62) is None
+    assert t2a.extrapolated_time_to(_curve([(10, 0.5), (20, 0.6)]), 0.62) is None
+
+
+def test_target_rows_ratio_uses_measured_ours_and_marks_extrapolation(t2a):
+    ours = SimpleNamespace(name="ours", curve=_curve([(60, 0.70), (120, 0.80), (180, 0.86)]))
+    resnet9 = SimpleNamespace(name="resnet9", curve=_curve([(300, 0.60), (600, 0.76), (900, 0.80)]))
+    peer = SimpleNamespace(name="peer", curve=_curve([(math.exp(a * 10), a) for a in (0.50, 0.60, 0.65, 0.70, 0.72)]))
+    rows = t2a.target_rows((ours, resnet9, peer), log=lambda *a: None)
+    r75 = rows["0.75"]
+    assert r75["ours_s"] == 120 and r75["ours_how"] == "measured"
+    assert r75["resnet9_s"] == 600 and r75["ratio_resnet9"] == pytest.approx(5.0)
+    assert r75["peer_how"] == "extrapolated"
+    assert r75["ratio"] == pytest.approx(math.exp(7.5) / 120, rel=1e-3)
+    assert rows["0.94"]["ours_s"] is None and rows["0.94"]["ratio"] is None
+    assert set(rows) == {"0.75", "0.85", "0.90", "0.93", "0.94"}

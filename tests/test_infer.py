@@ -509,34 +509,47 @@ def test_tflite_path_does_not_import_keras(models, images):
 # --------------------------------------------------------------------------------------------
 
 
-def test_samples_are_documented_and_readable():
-    samples = sorted((ROOT / "samples").glob("*.png"))
-    assert 6 <= len(samples) <= 10
+def test_samples_command_writes_the_first_test_image_of_each_class(image_tree, tmp_path, capsys):
+    from visiondl_keras.cli.main import main as cli
+
+    root, expected = image_tree
+    out = tmp_path / "samples"
+    assert cli(["samples", "--data", str(root), "--out", str(out), "--quiet"]) == 0
+    assert "wrote 10 images" in capsys.readouterr().out
+    for k, name in enumerate(expected.class_names):
+        path = out / f"{name}.png"
+        assert Image.open(path).size == (128, 128)
+        first = int(np.argmax(expected.y_test == k))
+        assert np.array_equal(load_image(path), expected.x_test[first])  # the infer resize undoes the enlargement
+    with pytest.raises(SystemExit) as exc:
+        cli(["samples", "--data", str(root), "--out", str(out), "--scale", "0"])
+    assert exc.value.code == 2
+
+
+def test_samples_are_documented_and_not_committed():
     readme = (ROOT / "samples" / "README.md").read_text()
-    assert "test split" in readme and "JPEG" in readme
-    for p in samples:
-        assert load_image(p).shape == (32, 32, 3)
+    assert "python -m visiondl_keras samples" in readme and "test split" in readme
+    assert "samples/*.png" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+@pytest.fixture(scope="module")
+def samples_dir(tmp_path_factory):
+    from visiondl_keras.data.samples import write_samples
+
+    try:
+        return write_samples(tmp_path_factory.mktemp("samples"), progress=False)[0].parent
+    except Exception as exc:  # noqa: BLE001 - no data on this machine
+        pytest.skip(f"CIFAR-10 not available: {exc}")
 
 
 @pytest.mark.integration
-def test_samples_are_the_mirror_test_images():
-    from visiondl_keras.data.cifar10 import CLASS_NAMES, load_cifar10
-
-    try:
-        ds = load_cifar10(progress=False)
-    except Exception as exc:  # noqa: BLE001 - no data on this machine
-        pytest.skip(f"CIFAR-10 not available: {exc}")
-    for k, name in enumerate(CLASS_NAMES):
-        assert np.array_equal(load_image(ROOT / "samples" / f"{name}_0000.png"), ds.x_test[k * 1000])
-
-
-def test_default_model_runs_on_the_samples(capsys):
+def test_default_model_runs_on_the_samples(samples_dir, capsys):
     try:
         infer.find_default_model()
     except ModelError:
         pytest.skip("the reference checkpoint is not shipped yet")
-    assert main([str(ROOT / "samples"), "--json"]) == 0
+    assert main([str(samples_dir), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert len(out) == len(list((ROOT / "samples").glob("*.png")))
+    assert len(out) == 10
     correct = sum(Path(r["path"]).name.startswith(r["predictions"][0]["label"]) for r in out)
     assert correct >= 6  # the reference model gets most of these ten test images right

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "samples" / "cat_0000.png"
 
 pytestmark = pytest.mark.slow
 
@@ -74,22 +73,33 @@ def test_installed_package_is_imported_and_ships_its_data(installed):
     assert Path(model_dir).is_relative_to(installed["target"]) and (Path(model_dir) / "README.md").is_file()
 
 
-def test_installed_infer_predicts_a_sample(installed, tmp_path):
+@pytest.fixture
+def sample(tmp_path):
+    """A 128x128 RGB image (any image will do: these tests check the installed command, not the model)."""
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path / "sample.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_installed_infer_predicts_a_sample(installed, tmp_path, sample):
     from visiondl_keras.models import build_simple_cnn
 
     checkpoint = tmp_path / "tiny.keras"
     build_simple_cnn(width=4).save(checkpoint)
-    r = _run(installed, "-m", "visiondl_keras.infer", str(SAMPLE), "--model", str(checkpoint), "--top-k", "2")
+    r = _run(installed, "-m", "visiondl_keras.infer", str(sample), "--model", str(checkpoint), "--top-k", "2")
     assert r.returncode == 0, r.stderr
     path, predictions = r.stdout.strip().split(": ", 1)
-    assert path == str(SAMPLE) and len(predictions.split(", ")) == 2
+    assert path == str(sample) and len(predictions.split(", ")) == 2
 
 
-def test_installed_infer_default_model(installed):
+def test_installed_infer_default_model(installed, sample):
     """The packaged default model when one is shipped, else a one-line error naming where it looked."""
-    r = _run(installed, "-m", "visiondl_keras.infer", str(SAMPLE))
-    if (ROOT / "visiondl_keras" / "deploy" / "default_model" / "scratch_resnet9.keras").is_file():
-        assert r.returncode == 0 and r.stdout.startswith(f"{SAMPLE}: "), r.stderr
+    r = _run(installed, "-m", "visiondl_keras.infer", str(sample))
+    if (ROOT / "visiondl_keras" / "deploy" / "default_model" / "scratch_airbench94.keras").is_file():
+        assert r.returncode == 0 and r.stdout.startswith(f"{sample}: "), r.stderr
     else:
         assert r.returncode == 2 and "Traceback" not in r.stderr
         assert r.stderr.startswith("error: no default model") and r.stderr.count("\n") == 1, r.stderr

@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Declare the inference arguments (shared by ``python -m visiondl_keras.infer`` and the ``infer`` command)."""
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     p.add_argument("--model", help="a .keras checkpoint or run directory, a SavedModel folder or a .tflite file "
-                   f"(default: ${MODEL_ENV}, else ./artifacts/checkpoints/scratch_resnet9.keras, else the model "
+                   f"(default: ${MODEL_ENV}, else ./artifacts/checkpoints/scratch_airbench94.keras, else the model "
                    "shipped with the package)")
     p.add_argument("--top-k", type=_positive_int, default=3, help="labels to show per image (default 3)")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of text")
@@ -88,10 +88,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    """Add the ``infer`` command."""
+    """Add the ``infer`` and ``samples`` commands."""
     p = subparsers.add_parser("infer", help="classify images with a calibrated model", description=DESCRIPTION)
     add_arguments(p)
     p.set_defaults(func=run)
+    p = subparsers.add_parser("samples", help="write one example image per class (from your CIFAR-10 test split)",
+                              description="Write the first test image of each class, enlarged with nearest-neighbour "
+                              "sampling, as OUT/<class>.png: inputs for the infer command that map back exactly to "
+                              "test images.")
+    p.add_argument("--out", default="samples", help="the folder (default samples)")
+    p.add_argument("--data", help="CIFAR-10 source (default: $VISIONDL_DATA, ./data, the Keras cache, then a download)")
+    p.add_argument("--scale", type=_positive_int, default=4, help="enlargement factor (default 4: 128x128 images)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_write_samples)
+
+
+def _write_samples(args) -> int:
+    from visiondl_keras.data.samples import write_samples
+
+    paths = write_samples(args.out, args.data, args.scale, progress=not args.quiet)
+    print(f"wrote {len(paths)} images to {args.out}/ ({', '.join(p.name for p in paths)})")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ Layers, from the top down (a module may import from its own layer or any layer b
     cli/                                                   top
     training/ evaluation/ deploy/ reporting/ course/       upper
     models/ data/                                          middle
-    errors, io, runs, reproducibility                      bottom
+    errors, io, runs, reproducibility, names               bottom
 
 Also:
 
@@ -42,6 +42,7 @@ LAYERS = {
     "io": BOTTOM,
     "runs": BOTTOM,
     "reproducibility": BOTTOM,
+    "names": BOTTOM,
     "models": MIDDLE,
     "data": MIDDLE,
     "training": UPPER,

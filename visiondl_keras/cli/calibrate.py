@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 
 from visiondl_keras.cli.common import batch_size_parent, checkpoint_parent, quiet_parent, run_split_parent
-from visiondl_keras.evaluation.calibrate import calibrate_checkpoint, markdown_table
 
 
 def run(args: argparse.Namespace) -> int:
+    from visiondl_keras.evaluation.calibrate import calibrate_checkpoint, markdown_table
+
     """Run ``calibrate``; returns the exit status."""
     result = calibrate_checkpoint(args.checkpoint, run_dir=args.run_dir, out_dir=args.out_dir,
                                   figures_dir=args.figures_dir, data=args.data, seed=args.seed,

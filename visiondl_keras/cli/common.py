@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
 
 class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose usage errors are one line on stderr and exit status 2."""
+    """An ``ArgumentParser`` whose usage errors are one line on stderr and exit status 2.
+
+    Every parser made with it (each command's too) has ``--verbose``: keep TensorFlow's and absl's
+    start-up log messages, which :func:`quiet_backend_import` hides otherwise.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--verbose", action="store_true",
+                          help="show TensorFlow/absl log messages (hidden by default)")
 
     def error(self, message):
         self.print_usage(sys.stderr)
@@ -75,3 +86,40 @@ def batch_size_parent(default: int = 500) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--batch-size", type=int, default=default, help=f"images per forward pass (default {default})")
     return p
+
+
+@contextlib.contextmanager
+def _stderr_fd_silenced():
+    """Point file descriptor 2 at /dev/null for the block (C++ libraries write there directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def quiet_backend_import(verbose: bool = False) -> None:
+    """Import Keras (and its backend) now, hiding the C++ start-up log lines unless ``verbose``.
+
+    TensorFlow's libraries print oneDNN/absl/CPU-feature notices on stderr when they load, before
+    Python's logging or ``TF_CPP_MIN_LOG_LEVEL`` can act on all of them; loading them here with
+    stderr pointed at /dev/null keeps a command's output to what the command says. An import
+    error is raised again after stderr is restored, so nothing that matters is lost.
+    """
+    if verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+        import keras  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_fd_silenced():
+        import keras  # noqa: F401
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.get_logger().setLevel("ERROR")
+            tf.config.list_physical_devices()  # device discovery logs its notices now, not mid-command

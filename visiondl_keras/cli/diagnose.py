@@ -16,8 +16,8 @@ from visiondl_keras.cli.common import (
     name_list,
     quiet_parent,
 )
-from visiondl_keras.evaluation.corruptions import CORRUPTIONS
-from visiondl_keras.evaluation.report import STAGES, diagnose
+from visiondl_keras.names import CORRUPTIONS
+from visiondl_keras.names import REPORT_STAGES as STAGES
 
 
 def _stage_list(text: str) -> list[str]:
@@ -30,6 +30,8 @@ def _stage_list(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from visiondl_keras.evaluation.report import diagnose
+
     """Run ``diagnose``; returns the exit status."""
     diagnose(
         args.model, args.data, out_dir=args.out, tag=args.tag, stages=[s for s in STAGES if s not in args.skip],

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 
 from visiondl_keras.cli.common import checkpoint_parent, quiet_parent, run_split_parent
-from visiondl_keras.deploy.export import FORMATS, QUANTIZATIONS, export_checkpoint
+from visiondl_keras.names import EXPORT_FORMATS as FORMATS
+from visiondl_keras.names import QUANTIZATIONS
 
 
 def _silent(*_args, **_kwargs) -> None:
@@ -16,6 +17,8 @@ def _silent(*_args, **_kwargs) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from visiondl_keras.deploy.export import export_checkpoint
+
     """Run ``export``; returns the exit status."""
     export_checkpoint(args.checkpoint, args.out, fmt=args.format, quantization=args.quantization,
                       calibrated=not args.no_calibration, run_dir=args.run_dir, data=args.data, seed=args.seed,

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-from visiondl_keras.cli.common import Parser
+from visiondl_keras.cli.common import Parser, quiet_backend_import
 from visiondl_keras.errors import VisionDLError
+
+# Commands that never need Keras (the TFLite inference path, writing samples, grading): nothing
+# is imported for them up front.
+LIGHT_COMMANDS = ("infer", "samples", "grade")
 
 # Command modules, in the order their commands appear in --help.
 COMMAND_MODULES = (
@@ -44,7 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command not in LIGHT_COMMANDS:
+            quiet_backend_import(args.verbose)
         return int(args.func(args) or 0)
     except VisionDLError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 
 from visiondl_keras.cli.common import quiet_parent
-from visiondl_keras.reporting.model_card import write_model_card
 
 
 def run(args: argparse.Namespace) -> int:
+    from visiondl_keras.reporting.model_card import write_model_card
+
     """Run ``model-card``; returns the exit status."""
     command = "python -m visiondl_keras model-card " + " ".join(
         [args.run_dir] + ([f"--checkpoint {args.checkpoint}"] if args.checkpoint else []) + [f"--out {args.out}"])

@@ -13,23 +13,19 @@ import os
 import time
 from pathlib import Path
 
-from visiondl_keras.data.cifar10 import load_cifar10
-from visiondl_keras.data.splits import train_val_split
 from visiondl_keras.errors import ConfigError
-from visiondl_keras.evaluation.evaluate import evaluate_checkpoint
-from visiondl_keras.io import write_json
-from visiondl_keras.reporting.plots import save_figure
-from visiondl_keras.runs import publish_run
-from visiondl_keras.training.ablation import (
-    DEFAULT_POLICIES,
+from visiondl_keras.names import STORAGE_DTYPES
+from visiondl_keras.training.config import (
+    ABLATION_POLICIES,
+    PRESETS,
     RECIPE_PIECES,
-    ablate_augment,
-    ablate_recipe,
-    markdown_table,
+    TrainConfig,
+    preset_config,
+    quick_config,
 )
-from visiondl_keras.training.config import PRESETS, TrainConfig, preset_config, quick_config
-from visiondl_keras.training.lr_finder import lr_find
-from visiondl_keras.training.scratch import build_model, train
+
+# The library modules that need Keras are imported inside the commands, so that --help and
+# argument errors answer without loading Keras or TensorFlow.
 
 FIELD_HELP = {
     "arch": "network: airbench (the fast recipe), resnet9 or simple",
@@ -110,7 +106,13 @@ def config_from_args(args) -> TrainConfig:
 
 
 def _cmd_train(args) -> int:
+    from visiondl_keras.training.scratch import train
+
     config = config_from_args(args)
+    if args.quick:
+        print(f"quick mode: {config.limit:,} training images, {config.epochs} epochs, {config.val_size} validation "
+              "images: a smoke run whose accuracy shows that training works (well above the 10% of guessing), "
+              "not what the recipe reaches (see artifacts/runs/scratch_airbench94/metrics.json)")
     run_dir = args.run_dir or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
     metrics = train(config, run_dir, progress=not args.quiet, log=(lambda *a, **k: None) if args.quiet else print)
     print(f"{run_dir}: test accuracy {metrics['test_accuracy']:.4f} ({metrics['data']['description']}, "
@@ -120,6 +122,8 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    from visiondl_keras.evaluation.evaluate import evaluate_checkpoint
+
     result = evaluate_checkpoint(args.checkpoint, args.data, args.limit, args.tta, progress=not args.quiet)
     temperature = result["temperature"]
     if args.json:
@@ -135,6 +139,12 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_lr_find(args) -> int:
+    from visiondl_keras.data import load_cifar10, train_val_split
+    from visiondl_keras.io import write_json
+    from visiondl_keras.reporting.plots import save_figure
+    from visiondl_keras.training.lr_finder import lr_find
+    from visiondl_keras.training.scratch import build_model
+
     config = config_from_args(args)
     splits = train_val_split(load_cifar10(config.data, progress=not args.quiet), config.val_size, config.seed,
                              config.limit)
@@ -149,6 +159,8 @@ def _cmd_lr_find(args) -> int:
 
 
 def _cmd_publish(args) -> int:
+    from visiondl_keras.runs import publish_run
+
     model = None
     if args.weights_dtype != "float32":
         from visiondl_keras.models import load_checkpoint
@@ -191,7 +203,7 @@ def register(sub):
     p.add_argument("--name", required=True, help="checkpoint name, e.g. scratch_fast94")
     p.add_argument("--run-name", help="folder under OUT/runs/ for the run files (default: --name)")
     p.add_argument("--out", default="artifacts", help="the artifacts folder (default artifacts)")
-    p.add_argument("--weights-dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+    p.add_argument("--weights-dtype", default="float32", choices=STORAGE_DTYPES,
                    help="store the shipped weights in this dtype (bfloat16 halves the file; the output stays "
                    "float32 logits; default float32)")
     p.set_defaults(func=_cmd_publish)
@@ -210,6 +222,8 @@ def register(sub):
 
 
 def _cmd_ablate_augment(args) -> int:
+    from visiondl_keras.training.ablation import ablate_augment, markdown_table
+
     base = quick_config() if args.quick else TrainConfig(width=16, epochs=6, limit=10000, val_size=1000,
                                                           batch_size=256, warmup_epochs=1.0)
     overrides = {k: getattr(args, k) for k in ("arch", "width", "epochs", "limit", "test_limit", "batch_size", "data")
@@ -224,24 +238,26 @@ def _cmd_ablate_augment(args) -> int:
 def _register_ablation(sub):
     p = sub.add_parser("ablate-augment", help="train the same model under each augmentation policy (several seeds)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--policies", nargs="+", default=list(DEFAULT_POLICIES), help="policies to compare")
+    p.add_argument("--policies", nargs="+", default=list(ABLATION_POLICIES), help="policies to compare")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="seeds per policy")
     p.add_argument("--quick", action="store_true", help="tiny budget (2,000 images, 2 epochs, width 16)")
-    p.add_argument("--arch")
-    p.add_argument("--width", type=int)
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--arch", help="network: resnet9 or simple (default resnet9)")
+    p.add_argument("--width", type=int, help="channels of the first stage")
+    p.add_argument("--epochs", type=int, help="epochs per run")
     p.add_argument("--limit", type=int, help="training images (stratified subset)")
-    p.add_argument("--test-limit", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--test-limit", type=int, help="test images (stratified subset)")
+    p.add_argument("--batch-size", type=int, help="images per step")
     p.add_argument("--data", help="CIFAR-10 source")
-    p.add_argument("--runs-dir", default="runs/ablation")
+    p.add_argument("--runs-dir", default="runs/ablation", help="where the runs go (resumable)")
     p.add_argument("--out", default="runs/ablation-augment", help="metrics/ and figures/ go below it "
                    "(default runs/ablation-augment; the shipped tables are in artifacts/)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.set_defaults(func=_cmd_ablate_augment)
 
 
 def _cmd_ablate_recipe(args) -> int:
+    from visiondl_keras.training.ablation import ablate_recipe
+
     base = preset_config("fast", widths=args.widths, epochs=args.epochs, limit=args.limit,
                          test_limit=args.test_limit, precision=args.precision, data=args.data)
     report = ablate_recipe(base, args.pieces, args.seeds, args.runs_dir, args.out, progress=not args.quiet,

@@ -21,25 +21,13 @@ import time
 from pathlib import Path
 
 from visiondl_keras.cli.common import data_parent, float_list, name_list, quiet_parent
-from visiondl_keras.data.cifar10 import load_cifar10
-from visiondl_keras.data.splits import train_val_split
 from visiondl_keras.errors import ConfigError
-from visiondl_keras.io import read_json, write_json
-from visiondl_keras.reproducibility import environment_info, set_seed
-from visiondl_keras.runs import publish_run
-from visiondl_keras.training.transfer import train_reference
-from visiondl_keras.training.transfer_compare import (
-    QUICK,
-    STRATEGY_CHOICES,
-    compare_transfer,
-    machine,
-    markdown_table,
-    parse_backbones,
-    reference_summary,
-    write_outputs,
-)
+from visiondl_keras.names import TRANSFER_QUICK as QUICK
+from visiondl_keras.names import TRANSFER_STRATEGIES as STRATEGY_CHOICES
 
-SCRATCH_HISTORY = "artifacts/runs/scratch_reference/history.csv"
+# The library modules that need Keras are imported inside the commands (fast --help).
+
+SCRATCH_HISTORY = "artifacts/runs/scratch_airbench94/history.csv"
 
 
 def _unfreeze(text: str) -> int | float:
@@ -55,6 +43,17 @@ def _weights(text: str):
 
 def _compare(args) -> int:
     """Run ``transfer-compare``; returns the exit status."""
+    from visiondl_keras.data import load_cifar10, train_val_split
+    from visiondl_keras.io import read_json
+    from visiondl_keras.reproducibility import environment_info, set_seed
+    from visiondl_keras.training.transfer_compare import (
+        compare_transfer,
+        machine,
+        markdown_table,
+        parse_backbones,
+        write_outputs,
+    )
+
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.quick:
@@ -97,6 +96,13 @@ def _compare(args) -> int:
 
 def _train(args) -> int:
     """Run ``transfer-train`` (and ``--publish``); returns the exit status."""
+    from visiondl_keras.data import load_cifar10, train_val_split
+    from visiondl_keras.io import write_json
+    from visiondl_keras.reproducibility import set_seed
+    from visiondl_keras.runs import publish_run
+    from visiondl_keras.training.transfer import train_reference
+    from visiondl_keras.training.transfer_compare import reference_summary
+
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     set_seed(args.seed)

@@ -21,7 +21,7 @@ the package on every platform).
 
 Example::
 
-    python -m visiondl_keras export artifacts/checkpoints/scratch_resnet9.keras --format all --out runs/export
+    python -m visiondl_keras export artifacts/checkpoints/scratch_airbench94.keras --format all --out runs/export
 """
 
 from __future__ import annotations
@@ -46,10 +46,9 @@ from visiondl_keras.evaluation.tta import tta_model
 from visiondl_keras.io import atomic_write_bytes, write_json
 from visiondl_keras.models import load_checkpoint
 from visiondl_keras.models.storage import cast_model, model_storage_dtype
+from visiondl_keras.names import EXPORT_FORMATS as FORMATS
+from visiondl_keras.names import QUANTIZATIONS
 from visiondl_keras.runs import read_run_file, resolve_checkpoint, split_settings
-
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
-FORMATS = ("saved_model", "tflite", "all")
 
 
 def calibrated_model(model, temperature: float = 1.0):
@@ -60,12 +59,15 @@ def calibrated_model(model, temperature: float = 1.0):
         temperature: T > 0 from :func:`visiondl_keras.evaluation.calibration.load_temperature`.
 
     Returns:
-        A new functional ``keras.Model`` sharing ``model``'s weights.
+        A new functional ``keras.Model`` sharing ``model``'s weights (for a model stored in
+        bfloat16 or float16, a float32 copy's: the converters expect float32).
 
     Raises:
         ModelError: the model already ends in a softmax (then it outputs probabilities, not logits).
     """
     temperature = check_temperature(temperature)
+    if model_storage_dtype(model) != "float32":
+        model = cast_model(model, "float32")
     last = model.layers[-1] if model.layers else None
     if isinstance(last, keras.layers.Softmax) or getattr(last, "activation", None) is keras.activations.softmax:
         raise ModelError(f"{model.name}: the model ends in a softmax; export expects a model that outputs logits.")

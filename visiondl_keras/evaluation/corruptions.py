@@ -39,16 +39,10 @@ from tqdm.auto import tqdm
 from visiondl_keras.errors import ConfigError
 from visiondl_keras.evaluation.gradients import check_labelled_images, predict_logits
 from visiondl_keras.evaluation.metrics import accuracy
+from visiondl_keras.names import CORRUPTION_GROUPS, CORRUPTIONS
 
 __all__ = ["CORRUPTIONS", "CORRUPTION_GROUPS", "corrupt", "corruption_benchmark"]
 
-CORRUPTION_GROUPS = {
-    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
-    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
-    "weather": ("snow", "frost", "fog", "brightness"),
-    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
-}
-CORRUPTIONS = tuple(c for group in CORRUPTION_GROUPS.values() for c in group)
 _CHUNK = 2500  # images per generation chunk; part of the random stream's definition
 
 # --------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ for a checkpoint file):
 * ``figures/gradcam/[TAG_]{gallery,sanity_check}.png``;
 * ``figures/robustness/[TAG_]{attacks,corruption_heatmap,corruption_examples}.png``.
 
-``TAG`` defaults to the checkpoint's file name (``scratch_resnet9`` for
-``artifacts/checkpoints/scratch_resnet9.keras``) and is empty for a run directory or a model
+``TAG`` defaults to the checkpoint's file name (``scratch_airbench94`` for
+``artifacts/checkpoints/scratch_airbench94.keras``) and is empty for a run directory or a model
 object. ``limit`` evaluates a stratified subset of the test images (quick runs);
 ``noise_limit``, ``attack_limit`` and ``corruption_limit`` take smaller stratified subsets of
 those for the expensive stages; ``stages`` chooses the optional stages.
@@ -22,7 +22,7 @@ that is stopped keeps its finished stages.
 
 Example::
 
-    python -m visiondl_keras diagnose artifacts/checkpoints/scratch_resnet9.keras --out artifacts
+    python -m visiondl_keras diagnose artifacts/checkpoints/scratch_airbench94.keras --out artifacts
     python -m visiondl_keras diagnose runs/my_run --limit 500 --skip corruptions
 """
 
@@ -58,13 +58,13 @@ from visiondl_keras.evaluation.gradients import last_conv_layer, predict_logits
 from visiondl_keras.evaluation.metrics import softmax
 from visiondl_keras.io import write_json
 from visiondl_keras.models import load_checkpoint
+from visiondl_keras.names import REPORT_STAGES as STAGES
 from visiondl_keras.reporting import plots
 from visiondl_keras.reproducibility import environment_info
 from visiondl_keras.runs import checkpoint_file
 
 __all__ = ["STAGES", "diagnose"]
 
-STAGES = ("gradcam", "noise", "attacks", "corruptions")
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,8 +14,7 @@ from __future__ import annotations
 import keras
 
 from visiondl_keras.errors import ConfigError
-
-STORAGE_DTYPES = ("float32", "bfloat16", "float16")
+from visiondl_keras.names import STORAGE_DTYPES
 
 # Layers that keep float32 whatever the storage dtype: the logits (a float32 output is part of the
 # models' contract) and layers without weights that only reshape or scale.

@@ -27,10 +27,9 @@ from visiondl_keras.data.splits import Splits, train_val_split
 from visiondl_keras.errors import ConfigError
 from visiondl_keras.io import atomic_write_text, write_json
 from visiondl_keras.reporting.plots import ablation_bars, sample_grid, save_figure
-from visiondl_keras.training.config import TrainConfig
+from visiondl_keras.training.config import ABLATION_POLICIES as DEFAULT_POLICIES
+from visiondl_keras.training.config import RECIPE_PIECES, TrainConfig
 from visiondl_keras.training.scratch import train
-
-DEFAULT_POLICIES = ("none", "baseline", "randaugment", "mixup", "cutmix", "randaugment+cutmix")
 
 
 def summarize(results: list[dict]) -> list[dict]:
@@ -115,19 +114,6 @@ def ablate_augment(base: TrainConfig, policies=DEFAULT_POLICIES, seeds=(0, 1), r
     for p, fig in zip(policies, rows_fig):
         save_figure(fig, out / "figures" / "augment_policies" / f"{p.replace('+', '_')}.png", dpi=100)
     return report
-
-
-# What "removing a piece" of the fast recipe means, as config overrides ("tta" needs no retraining:
-# it is the full recipe's test accuracy without test-time augmentation).
-RECIPE_PIECES = {
-    "whitening": {"whitening": False},
-    "identity_init": {"identity_init": False},
-    "alternating_flip": {"policy": "flip+translate"},
-    "lookahead": {"lookahead": False},
-    "label_smoothing": {"label_smoothing": 0.0},
-    "bias_scaler": {"bias_scaler": 1.0},
-    "tta": {},
-}
 
 
 def ablate_recipe(base: TrainConfig, pieces=tuple(RECIPE_PIECES), seeds=(0, 1), runs_dir="runs/ablation-recipe",

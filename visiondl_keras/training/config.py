@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from visiondl_keras.data import augment
 from visiondl_keras.errors import ConfigError
-from visiondl_keras.models.scratch import ARCHITECTURES
 from visiondl_keras.reproducibility import cpu_info, has_gpu
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -28,7 +27,24 @@ OPTIMIZERS = ("sgd", "adamw", "scaled_sgd")
 SCHEDULES = ("onecycle", "cosine", "constant", "triangular")
 
 
-ALL_ARCHITECTURES = (*ARCHITECTURES, "airbench")
+# The networks a config can name: models.scratch.ARCHITECTURES plus "airbench" (checked by a test;
+# spelled out here so that the command line can build its parsers without importing Keras).
+ALL_ARCHITECTURES = ("resnet9", "simple", "airbench")
+
+# The augmentation policies ablate-augment compares by default.
+ABLATION_POLICIES = ("none", "baseline", "randaugment", "mixup", "cutmix", "randaugment+cutmix")
+
+# What "removing a piece" of the fast recipe means, as config overrides ("tta" needs no retraining:
+# it is the full recipe's test accuracy without test-time augmentation).
+RECIPE_PIECES = {
+    "whitening": {"whitening": False},
+    "identity_init": {"identity_init": False},
+    "alternating_flip": {"policy": "flip+translate"},
+    "lookahead": {"lookahead": False},
+    "label_smoothing": {"label_smoothing": 0.0},
+    "bias_scaler": {"bias_scaler": 1.0},
+    "tta": {},
+}
 
 
 @dataclass

@@ -37,12 +37,11 @@ from visiondl_keras.evaluation.metrics import accuracy
 from visiondl_keras.io import atomic_write_text, read_csv, read_json, write_json
 from visiondl_keras.models.backbones import BACKBONES, apply_strategy, build_transfer_model, trainable_params
 from visiondl_keras.models.features import extract_features
+from visiondl_keras.names import TRANSFER_STRATEGIES as STRATEGY_CHOICES
 from visiondl_keras.reporting.plots import save_figure, transfer_accuracy_curves
 from visiondl_keras.runs import RunDir
 from visiondl_keras.training.transfer import fit_two_stages
 
-STRATEGY_CHOICES = ("frozen", "partial", "full", "two_stage")
-QUICK = {"limit": 500, "test_limit": 500, "epochs": 2, "warmup_epochs": 1}
 DEFAULT_BUDGET = {
     "input_size": 96, "epochs": 5, "batch_size": 64, "lr": 1e-3, "backbone_lr_multiplier": 0.1,
     "unfreeze": 0.25, "warmup_epochs": 1, "dropout": 0.2, "weights": "imagenet",

@@ -28,6 +28,9 @@ from pathlib import Path
 
 import pytest
 
+from visiondl_keras.course.checks import package_users
+from visiondl_keras.course.sandbox import SandboxError
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = Path(__file__).resolve().parent
@@ -46,12 +49,33 @@ class SubmissionMissing(SubmissionImportError):
     """An exercise module is not in the graded folder."""
 
 
+class PackageImplementationUsed(Exception):
+    """A graded function imports or calls the package's own implementation instead of the student's."""
+
+
+class _Guarded:
+    """The student's module, except the functions that use the package's implementation: those raise."""
+
+    def __init__(self, inner, refused: dict):
+        self._inner, self._refused = inner, refused
+
+    def __getattr__(self, name):
+        if name in self._refused:
+            raise PackageImplementationUsed(
+                f"{name} uses the package's own implementation ({self._refused[name]}): 0 points; write it yourself.")
+        return getattr(self._inner, name)
+
+
 # --------------------------------------------------------------------------------------------- options
 def pytest_addoption(parser):
     group = parser.getgroup("exercises", "graded exercises")
     group.addoption("--solutions", action="store_true", help="grade the reference answers in solutions/ instead of exercises/")
     group.addoption("--submission-dir", default=None, metavar="DIR", help="grade the exercise modules found in DIR")
     group.addoption("--grades-json", default="grades.json", metavar="PATH", help="where to write the scores (default: ./grades.json)")
+    group.addoption(
+        "--sandbox", action="store_true",
+        help="run the graded functions in a separate, restricted process (what the instructor's grader does)",
+    )
     group.addoption(
         "--exercise-timeout", type=float, default=60.0, metavar="S", help="CPU seconds one test may use before it fails (0: no limit; default 60)"
     )
@@ -102,8 +126,27 @@ def load_submission(name: str, folder: Path):
 
 @pytest.fixture(scope="module")
 def ex(request):
-    """The module under test for this test file (test_exNN_x.py grades exNN_x.py)."""
-    return load_submission(exercise_name(request.path), submission_dir(request.config))
+    """The module under test for this test file (test_exNN_x.py grades exNN_x.py).
+
+    With ``--sandbox`` it is a proxy whose functions run in a separate, restricted process
+    (:mod:`visiondl_keras.course.sandbox`): this process then never imports the student's code, so
+    only the values the functions return can affect a score.
+    """
+    name, folder = exercise_name(request.path), submission_dir(request.config)
+    path = folder / f"{name}.py"
+    refused = package_users(path.read_text(encoding="utf-8", errors="replace")) if path.is_file() else {}
+    if not request.config.getoption("sandbox"):
+        yield _Guarded(load_submission(name, folder), refused)
+        return
+    import visiondl_keras
+    from visiondl_keras.course.sandbox import RemoteModule
+
+    timeout = request.config.getoption("exercise_timeout") or 600.0
+    package_dir = Path(visiondl_keras.__file__).resolve().parent
+    remote = RemoteModule(path, forbidden=[HERE, SOLUTIONS, package_dir], timeout=timeout,
+                          errors={"missing": SubmissionMissing, "import": SubmissionImportError, "timeout": ExerciseTimeout})
+    yield _Guarded(remote, refused)
+    remote.close()
 
 
 @pytest.fixture
@@ -189,6 +232,12 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = str(exc.value)
     elif exc.errisinstance(SubmissionImportError):
         report.exercise_reason = "import error"
+        report.longrepr = str(exc.value)
+    elif exc.errisinstance(SandboxError):
+        report.exercise_reason = "crashed"
+        report.longrepr = f"{item.name}: {exc.value}"
+    elif exc.errisinstance(PackageImplementationUsed):
+        report.exercise_reason = "uses the package"
         report.longrepr = str(exc.value)
     elif exc.errisinstance(ExerciseTimeout):
         report.exercise_reason = "timeout"

@@ -13,16 +13,23 @@ Usage::
 
 **Grading.** ``SUBMISSIONS_DIR`` holds one entry per student: a folder (their copy of ``exercises/``,
 or of the whole repository, or any folder that contains the ``exNN_*.py`` modules) or a ``.zip`` of
-one. Each student is graded in a subprocess of its own running the *instructor's* graded tests
-(``exercises/test_*.py`` of the course folder, never the student's copies) against the student's modules,
-with a per-test limit of CPU time (``--timeout``, so a busy machine does not fail slow tests) and a
-wall-clock limit for the whole submission (``--submission-timeout``). An infinite loop, a crash, a
-syntax error or a missing file therefore costs that student the affected points and shows in the
-``status`` and ``notes`` columns, and the other students are graded as usual. The gradebook has one row per student: status, total, maximum,
-percent, one column per exercise and notes; ``gradebook.json`` beside it keeps every test's outcome.
+one. Each student is graded by a pytest process of its own running the *instructor's* graded tests
+(``exercises/test_*.py`` of the course folder, never the student's copies) with ``--sandbox``: that
+process never imports the student's code. The student's functions run in a separate worker process
+(:mod:`visiondl_keras.course.sandbox`) with limits on CPU time per call (``--timeout``), memory,
+processes and file size, no writes outside a scratch folder, no reads of the tests or the solutions,
+no new processes or sockets; it only returns values, and every pass/fail decision and point is made
+in the grading process. A rewritten grades file, an early exit, a patched pytest or numpy, a printed
+score table or a returned object that claims to equal anything therefore changes nothing
+(``tests/test_grading_security.py`` tries each). Functions that import or call the package's own
+implementation of the exercise score 0 (:mod:`visiondl_keras.course.checks`). An infinite loop, a
+crash, a syntax error or a missing file costs that student the affected points and shows in the
+``notes`` column; a wall-clock limit for the whole submission (``--submission-timeout``) stops the
+rest. The gradebook has one row per student: status, total, maximum, percent, one column per
+exercise and notes; ``gradebook.json`` beside it keeps every test's outcome.
 
-Grading runs the students' code with your permissions: grade in a container or a throw-away
-account when the class is not trusted.
+The worker runs as your user, fenced by a Python audit hook and resource limits: for a class you
+do not trust, grade in a container or a throw-away account as well.
 
 **Reset.** ``--reset`` copies the pristine stubs shipped in ``visiondl_keras/course/stubs/`` over
 ``exercises/exNN_*.py``; a file that differs from its stub is first copied to
@@ -254,7 +261,7 @@ def grade_submission(
         grades_path = Path(tmp) / "grades.json"
         cmd = [
             sys.executable, "-m", "pytest", *targets, "-q", "-p", "no:cacheprovider", "--color=no",
-            "--submission-dir", str(Path(submission).resolve()), "--grades-json", str(grades_path),
+            "--submission-dir", str(Path(submission).resolve()), "--grades-json", str(grades_path), "--sandbox",
             "--exercise-timeout", str(timeout), "--rootdir", str(tests_dir.parent), *(extra_args or []),
         ]  # fmt: skip
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TF_CPP_MIN_LOG_LEVEL="2")

@@ -34,6 +34,16 @@ def _reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _student_copy(args: argparse.Namespace) -> int:
+    from visiondl_keras.course.student_copy import write_student_copy
+
+    info = write_student_copy(Path.cwd(), args.student_copy, STUBS_DIR)
+    if not args.quiet:
+        print(f"wrote a student copy to {info['dest']} ({info['files']} files, exercises reset to the stubs; "
+              f"left out: {len(info['left_out'])} instructor files, among them solutions/, and the git history)")
+    return 0
+
+
 def _grade(args: argparse.Namespace) -> int:
     rows = grade_class(args.submissions, args.out, tests_dir=args.tests, timeout=args.timeout,
                        submission_timeout=args.submission_timeout, jobs=args.jobs, quiet=args.quiet)
@@ -68,8 +78,13 @@ def register(subparsers) -> None:
     p.add_argument("--write-stubs", action="store_true",
                    help="maintainers: regenerate the stubs (exercises/ and the packaged copy) from the solutions")
     p.add_argument("--solutions-dir", help="with --write-stubs: the solutions folder (default ./solutions)")
+    p.add_argument("--student-copy", metavar="DEST",
+                   help="write a copy of this repository for students into DEST: no solutions/, no mutants or "
+                   "meta-tests, no git history, exercises/ reset to the stubs")
 
     def run(args: argparse.Namespace) -> int:
+        if args.student_copy:
+            return _student_copy(args)
         if args.write_stubs:
             return _write_stubs(args)
         if args.reset:

@@ -86,7 +86,7 @@ def _cold_start(model: Path, image: Path, runs: int) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", default=str(ROOT / "artifacts" / "checkpoints" / "scratch_resnet9.keras"))
+    p.add_argument("--checkpoint", default=str(ROOT / "artifacts" / "checkpoints" / "scratch_airbench94.keras"))
     p.add_argument("--run-dir", default=None, help="training run (config.json) for the split; default: the reference run")
     p.add_argument("--data", default=None)
     p.add_argument("--export-dir", default=None, help="where to write the exports (default: a temporary folder)")
@@ -105,9 +105,9 @@ def main(argv=None) -> int:
     from visiondl_keras.runs import read_run_file, resolve_checkpoint, split_settings
 
     run_dir = args.run_dir
-    if run_dir is None and (ROOT / "artifacts" / "runs" / "scratch_reference" / "config.json").is_file() \
+    if run_dir is None and (ROOT / "artifacts" / "runs" / "scratch_airbench94" / "config.json").is_file() \
             and Path(args.checkpoint).resolve().parent == (ROOT / "artifacts" / "checkpoints").resolve():
-        run_dir = ROOT / "artifacts" / "runs" / "scratch_reference"
+        run_dir = ROOT / "artifacts" / "runs" / "scratch_airbench94"
     checkpoint, run_dir = resolve_checkpoint(args.checkpoint, run_dir)
     settings = split_settings(read_run_file(run_dir, "config.json"), None, None, args.data)
     model = load_checkpoint(checkpoint)

@@ -34,7 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DEFAULT_CKPT = ROOT / "artifacts" / "checkpoints" / "scratch_resnet9.keras"
+DEFAULT_CKPT = ROOT / "artifacts" / "checkpoints" / "scratch_airbench94.keras"
 
 
 def main(argv=None) -> int:

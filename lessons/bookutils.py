@@ -53,11 +53,16 @@ def _find_root() -> Path:
 
 ROOT: Path = _find_root()
 ARTIFACTS: Path = ROOT / "artifacts"
-REFERENCE_RUN: Path = ARTIFACTS / "runs" / "scratch_reference"
-REFERENCE_CHECKPOINT: Path = ARTIFACTS / "checkpoints" / "scratch_resnet9.keras"
+# The shipped model: the fast recipe (preset 94), its run files and its checkpoint.
+REFERENCE_NAME: str = "scratch_airbench94"
+REFERENCE_RUN: Path = ARTIFACTS / "runs" / REFERENCE_NAME
+REFERENCE_CHECKPOINT: Path = ARTIFACTS / "checkpoints" / f"{REFERENCE_NAME}.keras"
+# The ResNet-9 / OneCycle recipe's reference run (the documented alternative; lesson 3).
+RESNET9_RUN: Path = ARTIFACTS / "runs" / "scratch_reference"
 
 _HOW_TO = {
-    "runs/scratch_reference": "make reference",
+    "runs/scratch_airbench94": "make reference",
+    "runs/scratch_reference": "python -m visiondl_keras train --preset resnet9 --run-dir runs/resnet9",
     "checkpoints": "make reference",
 }
 
@@ -171,7 +176,7 @@ def splits(limit: int | None = 5000, test_limit: int | None = 2000, val_size: in
 def lesson_model(quick_epochs: int = 2, limit: int = 3000):
     """The model that lessons 05-09 analyse, and a sentence describing where it comes from.
 
-    The shipped reference checkpoint ``artifacts/checkpoints/scratch_resnet9.keras`` when it is in
+    The shipped reference checkpoint ``artifacts/checkpoints/scratch_airbench94.keras`` when it is in
     the repository; otherwise a small ResNet-9 trained here with :func:`visiondl_keras.training.scratch.train`
     (quick configuration), with a visible note.
 
@@ -182,11 +187,11 @@ def lesson_model(quick_epochs: int = 2, limit: int = 3000):
 
     if REFERENCE_CHECKPOINT.is_file():
         model = load_checkpoint(REFERENCE_CHECKPOINT)
-        desc = "the reference checkpoint `artifacts/checkpoints/scratch_resnet9.keras`"
+        desc = f"the reference checkpoint `artifacts/checkpoints/{REFERENCE_NAME}.keras`"
         return model, REFERENCE_CHECKPOINT, desc
     from visiondl_keras.training.config import quick_config
     from visiondl_keras.training.scratch import train
-    note("The reference checkpoint `artifacts/checkpoints/scratch_resnet9.keras` is not committed yet "
+    note(f"The reference checkpoint `artifacts/checkpoints/{REFERENCE_NAME}.keras` is not committed yet "
          "(produce it with `make reference`). This lesson trains a small stand-in model instead, so its "
          "numbers are far below the reference model's.", "warning")
     # Shared by lessons 5-9 (git-ignored): the first lesson that needs it trains it, the others reuse it

@@ -19,7 +19,7 @@ from visiondl_keras.errors import ConfigError, ModelError
 from visiondl_keras.evaluation.calibration import apply_temperature
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT / "artifacts" / "checkpoints" / "scratch_resnet9.keras"
+REFERENCE = ROOT / "artifacts" / "checkpoints" / "scratch_airbench94.keras"
 T = 1.7
 
 
@@ -118,7 +118,11 @@ def test_export_command_uses_the_sidecar(tiny, capsys):
 @pytest.mark.slow
 @pytest.mark.integration
 def test_reference_checkpoint_export_parity_and_int8_agreement(tmp_path):
-    """Float32 TFLite and SavedModel within 1e-5 of Keras on 256 test images; int8 top-1 agreement >= 99% on 1,000."""
+    """Float32 TFLite and SavedModel within 1e-5 of Keras on 256 test images; int8 top-1 agreement >= 99% on 1,000.
+
+    The shipped checkpoint stores bfloat16 weights and computes in bfloat16; exports compute in float32
+    with the same weights, so the reference for parity is the float32 copy of the checkpoint, and the
+    bfloat16 checkpoint itself must agree with it on >= 99.5% of the top-1 labels."""
     if not REFERENCE.is_file():
         pytest.skip("the reference checkpoint is not shipped yet")
     from visiondl_keras.data.cifar10 import load_cifar10
@@ -132,15 +136,20 @@ def test_reference_checkpoint_export_parity_and_int8_agreement(tmp_path):
     except Exception as exc:  # noqa: BLE001 - no data on this machine
         pytest.skip(f"CIFAR-10 not available: {exc}")
     x_test = ds.x_test[stratified_subset(ds.y_test, 1000, seed=0)]
-    model = load_checkpoint(REFERENCE)
+    from visiondl_keras.evaluation.calibration import apply_temperature
+    from visiondl_keras.models.storage import cast_model
+
+    model = cast_model(load_checkpoint(REFERENCE), "float32")
     t = load_temperature(REFERENCE)
-    keras_probs = load_predictor(REFERENCE).predict(x_test)
+    keras_probs = apply_temperature(np.asarray(model.predict(x_test.astype(np.float32), verbose=0), np.float64), t)
+    stored = load_predictor(REFERENCE).predict(x_test)
+    assert np.mean(stored.argmax(1) == keras_probs.argmax(1)) >= 0.995
     sm = export_saved_model(model, tmp_path / "sm", temperature=t)
     f32 = export_tflite(model, tmp_path / "f32.tflite", "none", temperature=t)
     for path in (sm, f32):
         assert np.abs(load_predictor(path).predict(x_test[:256]) - keras_probs[:256]).max() <= 1e-5
     settings = {"seed": 0, "val_size": 5000, "limit": None, "test_limit": None, "data": None}
-    run_config = ROOT / "artifacts" / "runs" / "scratch_reference" / "config.json"
+    run_config = ROOT / "artifacts" / "runs" / "scratch_airbench94" / "config.json"
     if run_config.is_file():
         cfg = json.loads(run_config.read_text())
         settings.update({k: cfg.get(k, settings[k]) for k in settings if k != "data"})

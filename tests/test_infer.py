@@ -349,7 +349,16 @@ def test_default_model_lookup_order(models, tmp_path, monkeypatch):
     monkeypatch.setattr(infer, "PACKAGED_MODEL_DIR", packaged)
     monkeypatch.delenv("VISIONDL_MODEL", raising=False)
     expected = [cwd / "artifacts" / "checkpoints" / name, checkout / "artifacts" / "checkpoints" / name, packaged / name]
-    assert infer.default_model_candidates() == expected
+    assert infer.default_model_candidates(need_gradients=True) == expected
+    tflite = infer.DEFAULT_TFLITE_NAME
+    assert infer.default_model_candidates() == [
+        cwd / "artifacts" / "checkpoints" / tflite, expected[0], checkout / "artifacts" / "checkpoints" / tflite,
+        expected[1], packaged / tflite, expected[2]]
+    (checkout / "artifacts" / "checkpoints" / tflite).write_bytes(models["tflite"].read_bytes())
+    assert infer.find_default_model() == checkout / "artifacts" / "checkpoints" / tflite
+    with pytest.raises(ModelError, match="no default model"):  # Grad-CAM needs a .keras file; none exists yet
+        infer.find_default_model(need_gradients=True)
+    (checkout / "artifacts" / "checkpoints" / tflite).unlink()
     for path in reversed(expected):  # each one wins over the ones after it
         path.write_bytes(models["keras"].read_bytes())
         assert infer.find_default_model() == path

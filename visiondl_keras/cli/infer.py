@@ -38,8 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Declare the inference arguments (shared by ``python -m visiondl_keras.infer`` and the ``infer`` command)."""
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     p.add_argument("--model", help="a .keras checkpoint or run directory, a SavedModel folder or a .tflite file "
-                   f"(default: ${MODEL_ENV}, else ./artifacts/checkpoints/scratch_airbench94.keras, else the model "
-                   "shipped with the package)")
+                   f"(default: ${MODEL_ENV}, else ./artifacts/checkpoints/scratch_airbench94.tflite or .keras "
+                   "(.keras for --gradcam), else the model shipped with the package)")
     p.add_argument("--top-k", type=_positive_int, default=3, help="labels to show per image (default 3)")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of text")
     p.add_argument("--gradcam", metavar="OUT_DIR", help="write a Grad-CAM overlay per image (.keras models only)")
@@ -62,7 +62,8 @@ def _print_results(results: list[dict], as_json: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     """Classify ``args.paths``; returns the exit status (0, 1 or 2)."""
     try:
-        predictor = load_predictor(args.model, calibrated=not args.no_calibration)
+        predictor = load_predictor(args.model, calibrated=not args.no_calibration,
+                                   need_gradients=args.gradcam is not None)
     except VisionDLError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,8 +13,9 @@ TFLite quantization:
 * ``"dynamic"``: int8 weights, activations quantized on the fly (about a quarter of the size);
 * ``"int8"``: integer quantization of weights and activations of the network body, calibrated
   on a representative set of training-split images (default 2,000); the classifier head (Dense,
-  temperature, softmax) and the input and output stay float32, so the file is a drop-in
-  replacement and close classes are not tied by a 1/256 output grid.
+  temperature, softmax), the fast network's patch-whitening stem (:data:`FLOAT_STEM_LAYERS`: its
+  outputs span too wide a range for 256 levels) and the input and output stay float32, so the file
+  is a drop-in replacement and close classes are not tied by a 1/256 output grid.
 
 Exporting needs TensorFlow (the only backend with SavedModel/TFLite converters; a dependency of
 the package on every platform).
@@ -138,9 +139,25 @@ def _representative_dataset(images: np.ndarray):
     return gen
 
 
-def _int8_with_float_head(converter) -> bytes:
+# Layers of the fast network (models.airbench) that stay float32 in an int8 export: the patch-
+# whitening stem. Its filters are eigenvectors scaled by 1/sqrt(eigenvalue), so its outputs span a far
+# wider range than int8's 256 levels resolve; the stem is ~6% of the network's compute.
+FLOAT_STEM_LAYERS = ("whiten", "whiten_gelu", "group1_conv1")
+
+
+def _float_stem_nodes(saved_model: Path) -> list[str]:
+    """Output tensor names of the :data:`FLOAT_STEM_LAYERS` in the float conversion of ``saved_model``."""
+    flatbuffer = tf.lite.TFLiteConverter.from_saved_model(str(saved_model)).convert()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        details = tf.lite.Interpreter(model_content=flatbuffer).get_tensor_details()
+    keys = tuple(f"/{name}_1/" for name in FLOAT_STEM_LAYERS) + tuple(f"/{name}/" for name in FLOAT_STEM_LAYERS)
+    return [d["name"] for d in details if len(d["shape"]) == 4 and any(k in d["name"].split(";")[0] for k in keys)]
+
+
+def _int8_with_float_head(converter, float_nodes=()) -> bytes:
     """Full integer quantization of the network body; the classifier (Dense + temperature + softmax)
-    stays float32.
+    and the nodes ``float_nodes`` (the whitening stem of the fast network) stay float32.
 
     An int8 softmax has a resolution of 1/256, so two close classes often get *equal* probabilities
     and the arg-max flips to the lower index (most int8 top-1 disagreements on CIFAR-10 were such ties);
@@ -151,7 +168,8 @@ def _int8_with_float_head(converter) -> bytes:
     debug = getattr(tf.lite.experimental, "QuantizationDebugger", None)
     if debug is None:  # pragma: no cover - older TensorFlow
         return converter.convert()
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["FULLY_CONNECTED", "SOFTMAX"])
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["FULLY_CONNECTED", "SOFTMAX"],
+                                                            denylisted_nodes=list(float_nodes))
     with warnings.catch_warnings():  # the debugger uses the deprecated tf.lite.Interpreter internally
         warnings.simplefilter("ignore")
         debugger = debug(converter=converter, debug_dataset=converter.representative_dataset, debug_options=options)
@@ -202,7 +220,7 @@ def export_tflite(model, path: str | os.PathLike, quantization: str = "none", te
             converter.inference_output_type = tf.float32
         try:
             if quantization == "int8":
-                flatbuffer = _int8_with_float_head(converter)
+                flatbuffer = _int8_with_float_head(converter, _float_stem_nodes(sm))
             else:
                 flatbuffer = converter.convert()
         except Exception as exc:  # the converter's errors are long C++ dumps

@@ -12,10 +12,15 @@ The command line is ``python -m visiondl_keras.infer PATH [PATH ...]`` (:mod:`vi
 the first of (:func:`find_default_model`):
 
 1. the path in the environment variable ``$VISIONDL_MODEL``;
-2. ``artifacts/checkpoints/scratch_resnet9.keras`` under the current directory, then under the
-   source checkout the package was imported from (when it was);
-3. the copy shipped inside the package, ``visiondl_keras/deploy/default_model/scratch_resnet9.keras``
-   (with its calibration sidecar beside it). For a ``.keras`` checkpoint the
+2. ``artifacts/checkpoints/scratch_airbench94.tflite`` (the shipped model's calibrated TFLite
+   export), then ``scratch_airbench94.keras``, under the current directory, then under the source
+   checkout the package was imported from (when it was);
+3. the same two files in the package, ``visiondl_keras/deploy/default_model/`` (with the
+   checkpoint's calibration sidecar beside it).
+
+The ``.tflite`` file comes first because it answers in a fraction of a second (LiteRT, no Keras or
+TensorFlow to import); Grad-CAM needs gradients, so ``--gradcam`` looks for the ``.keras`` file
+only (``find_default_model(need_gradients=True)``). For a ``.keras`` checkpoint the
 probabilities are ``softmax(logits / T)`` with the temperature of its calibration sidecar
 (``--no-calibration``: T = 1); exported models have T folded in (``--no-calibration`` undoes it
 with the T recorded in the export's metadata). TFLite files run through LiteRT
@@ -61,7 +66,8 @@ from visiondl_keras.runs import resolve_checkpoint
 IMAGE_SIZE = 32
 MAX_PIXELS = 64_000_000  # 64 megapixels; Pillow's own bomb limit is 89M (warning) / 179M (error)
 BATCH = 32
-DEFAULT_MODEL_NAME = "scratch_resnet9.keras"
+DEFAULT_MODEL_NAME = "scratch_airbench94.keras"
+DEFAULT_TFLITE_NAME = "scratch_airbench94.tflite"
 MODEL_ENV = "VISIONDL_MODEL"
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the repository root when imported from a source checkout
 PACKAGED_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
@@ -381,24 +387,31 @@ def _load_keras(path: Path, calibrated: bool) -> Predictor:
     return Predictor("keras", names, temperature, str(checkpoint), fn, keras_model=model)
 
 
-def default_model_candidates() -> list[Path]:
+def default_model_candidates(need_gradients: bool = False) -> list[Path]:
     """Where the default model is looked for after ``$VISIONDL_MODEL``, in order.
 
+    Args:
+        need_gradients: only ``.keras`` files (for Grad-CAM).
+
     Returns:
-        ``./artifacts/checkpoints/scratch_resnet9.keras``, the same under the source checkout the
-        package was imported from (only in a checkout: a folder with ``pyproject.toml``), and the
-        copy shipped as package data in ``visiondl_keras/deploy/default_model/``.
+        In ``./artifacts/checkpoints/``, then the same under the source checkout the package was
+        imported from (only in a checkout: a folder with ``pyproject.toml``), then in the package
+        data folder ``visiondl_keras/deploy/default_model/``: ``scratch_airbench94.tflite`` (unless
+        ``need_gradients``) and ``scratch_airbench94.keras``.
     """
-    relative = Path("artifacts") / "checkpoints" / DEFAULT_MODEL_NAME
-    candidates = [Path.cwd() / relative]
-    if (SOURCE_ROOT / "pyproject.toml").is_file() and SOURCE_ROOT / relative not in candidates:
-        candidates.append(SOURCE_ROOT / relative)
-    candidates.append(PACKAGED_MODEL_DIR / DEFAULT_MODEL_NAME)
-    return candidates
+    names = [DEFAULT_MODEL_NAME] if need_gradients else [DEFAULT_TFLITE_NAME, DEFAULT_MODEL_NAME]
+    folders = [Path.cwd() / "artifacts" / "checkpoints"]
+    if (SOURCE_ROOT / "pyproject.toml").is_file() and SOURCE_ROOT / "artifacts" / "checkpoints" not in folders:
+        folders.append(SOURCE_ROOT / "artifacts" / "checkpoints")
+    folders.append(PACKAGED_MODEL_DIR)
+    return [folder / name for folder in folders for name in names]
 
 
-def find_default_model() -> Path:
+def find_default_model(need_gradients: bool = False) -> Path:
     """The default inference model: ``$VISIONDL_MODEL``, else the first of :func:`default_model_candidates`.
+
+    Args:
+        need_gradients: look for a ``.keras`` checkpoint only (Grad-CAM).
 
     Returns:
         The model's path.
@@ -408,7 +421,7 @@ def find_default_model() -> Path:
 
     Example:
         >>> find_default_model().name  # doctest: +SKIP
-        'scratch_resnet9.keras'
+        'scratch_airbench94.keras'
     """
     env = os.environ.get(MODEL_ENV)
     if env:
@@ -417,7 +430,7 @@ def find_default_model() -> Path:
             raise ModelError(f"${MODEL_ENV}={env}: no such model; point it at a .keras checkpoint, a run directory, "
                              "a SavedModel folder or a .tflite file, or unset it.")
         return path
-    candidates = default_model_candidates()
+    candidates = default_model_candidates(need_gradients)
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         raise ModelError(f"no default model: ${MODEL_ENV} is unset and none of {', '.join(map(str, candidates))} "
@@ -425,12 +438,14 @@ def find_default_model() -> Path:
     return found
 
 
-def load_predictor(model: str | os.PathLike | None = None, calibrated: bool = True) -> Predictor:
+def load_predictor(model: str | os.PathLike | None = None, calibrated: bool = True,
+                   need_gradients: bool = False) -> Predictor:
     """Load a ``.keras`` checkpoint / run directory, a SavedModel folder or a ``.tflite`` file.
 
     Args:
         model: the path (default: :func:`find_default_model`).
         calibrated: apply the stored temperature (``False``: T = 1).
+        need_gradients: without ``model``, pick the default ``.keras`` checkpoint (Grad-CAM).
 
     Returns:
         A :class:`Predictor`.
@@ -443,7 +458,7 @@ def load_predictor(model: str | os.PathLike | None = None, calibrated: bool = Tr
         >>> predictor.predict(np.zeros((1, 32, 32, 3), np.uint8)).shape  # doctest: +SKIP
         (1, 10)
     """
-    path = Path(model) if model is not None else find_default_model()
+    path = Path(model) if model is not None else find_default_model(need_gradients)
     if not path.exists():
         raise ModelError(f"{path}: model not found; pass a .keras checkpoint, a run directory, a SavedModel folder "
                          "or a .tflite file.")

@@ -12,8 +12,8 @@ The temperature is fitted on the run's **validation split**, reproduced exactly 
 The command line is ``python -m visiondl_keras calibrate``::
 
     python -m visiondl_keras calibrate runs/quick
-    python -m visiondl_keras calibrate artifacts/checkpoints/scratch_resnet9.keras \\
-        --run-dir artifacts/runs/scratch_reference --out-dir artifacts/metrics --figures-dir artifacts/figures/calibration
+    python -m visiondl_keras calibrate artifacts/checkpoints/scratch_airbench94.keras \\
+        --run-dir artifacts/runs/scratch_airbench94 --out-dir artifacts/metrics --figures-dir artifacts/figures/calibration
 """
 
 from __future__ import annotations

@@ -347,7 +347,7 @@ def load_temperature(checkpoint_path: str | os.PathLike) -> float:
         which also warns).
 
     Example:
-        >>> load_temperature("artifacts/checkpoints/scratch_resnet9.keras")  # doctest: +SKIP
+        >>> load_temperature("artifacts/checkpoints/scratch_airbench94.keras")  # doctest: +SKIP
         1.43
     """
     record = read_calibration(checkpoint_path)

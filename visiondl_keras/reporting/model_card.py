@@ -64,7 +64,7 @@ def gather(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = No
     Args:
         run_dir: the training run's directory (``config.json``, ``metrics.json``).
         checkpoint: the model file when it is not in the run directory (e.g. the shipped
-            ``artifacts/checkpoints/scratch_resnet9.keras``).
+            ``artifacts/checkpoints/scratch_airbench94.keras``).
         artifacts_dir: the ``artifacts/`` folder with ``metrics/`` (default: found above ``run_dir``).
 
     Returns:
@@ -477,7 +477,7 @@ def write_model_card(run_dir, out="model_card.md", checkpoint=None, artifacts_di
         ConfigError: ``run_dir`` is not a run directory, or ``checkpoint`` does not exist.
 
     Example:
-        >>> write_model_card("artifacts/runs/scratch_reference", "model_card.md")  # doctest: +SKIP
+        >>> write_model_card("artifacts/runs/scratch_airbench94", "model_card.md")  # doctest: +SKIP
     """
     out = Path(out)
     info = gather(run_dir, checkpoint, artifacts_dir)

@@ -562,3 +562,21 @@ def test_default_model_runs_on_the_samples(samples_dir, capsys):
     assert len(out) == 10
     correct = sum(Path(r["path"]).name.startswith(r["predictions"][0]["label"]) for r in out)
     assert correct >= 6  # the reference model gets most of these ten test images right
+
+
+def test_default_model_is_the_shipped_tflite_and_imports_no_keras(images):
+    """`python -m visiondl_keras.infer img.png` in the checkout uses the calibrated .tflite (fast start)."""
+    pytest.importorskip("ai_edge_litert")
+    shipped = ROOT / "artifacts" / "checkpoints" / infer.DEFAULT_TFLITE_NAME
+    if not shipped.is_file():
+        pytest.skip("no shipped .tflite model")
+    code = (
+        "import os, sys; os.environ.pop('VISIONDL_MODEL', None); "
+        "import visiondl_keras.deploy.predictor as p; print(p.find_default_model()); "
+        "from visiondl_keras.cli.infer import main; "
+        f"rc = main([{str(images['good'] / 'a_rgb32.png')!r}]); "
+        "print('keras' in sys.modules, 'tensorflow' in sys.modules, rc)"
+    )
+    r = _run(["-c", code])
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == str(shipped) and lines[-1] == "False False 0", r.stdout + r.stderr

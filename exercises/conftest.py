@@ -59,6 +59,12 @@ class _Guarded:
     def __init__(self, inner, refused: dict):
         self._inner, self._refused = inner, refused
 
+    def probe(self, fn, *args, **kwargs):
+        """Run ``fn(module, *args, **kwargs)``: here, or in the grader's worker process (``--sandbox``)."""
+        if hasattr(type(self._inner), "probe"):
+            return self._inner.probe(fn, *args, **kwargs)
+        return fn(self, *args, **kwargs)
+
     def __getattr__(self, name):
         if name in self._refused:
             raise PackageImplementationUsed(
@@ -100,6 +106,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "points(n): points of a graded exercise test")
     if getattr(config.option, "tbstyle", "auto") == "auto":
         config.option.tbstyle = "short"
+    if getattr(config.option, "reportchars", None) == "fE":  # pytest's default: one FAILED line per test
+        config.option.reportchars = "E"  # the score table lists the failed tests per exercise instead
     config.pluginmanager.register(Scoreboard(config), "exercise-scoreboard")
 
 
@@ -352,6 +360,15 @@ class Scoreboard:
                 notes = ", ".join(filter(None, [notes, f"{row['skipped']} skipped"]))
             tr.write_line(f"{name:<32}{_num(row['points']):>6} / {_num(row['max']):<5}   {tests:<14}{notes}")
         tr.write_line(f"{'TOTAL':<32}{_num(s['total']):>6} / {_num(s['max']):<5}")
+        failed: dict[str, list[str]] = {}
+        for test in self.tests.values():
+            if test["outcome"] == "failed":
+                failed.setdefault(test["exercise"], []).append(test["nodeid"].split("::")[-1].removeprefix("test_"))
+        if failed:
+            tr.write_line("failed tests (run one with: pytest exercises/test_<exercise>.py -k <name>):")
+            for name, tests in failed.items():
+                shown = ", ".join(tests[:4]) + (f", +{len(tests) - 4} more" if len(tests) > 4 else "")
+                tr.write_line(f"  {name}: {shown}")
         tr.write_line(f"scores written to {self.config.getoption('grades_json')}")
 
 

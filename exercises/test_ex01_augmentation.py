@@ -130,3 +130,75 @@ def test_random_flip_matches_the_package(ex, package_function):
     x = _images(40, seed=8)
     expected = pkg(x, rng=np.random.default_rng(3))
     assert np.array_equal(ex.random_flip(x, rng=np.random.default_rng(3)), expected)
+
+
+# ------------------------------------------------------------------ the Keras layer: PerImageRandomCrop
+# Probes run the layer where the student's code lives and return arrays; the checks happen here.
+
+
+def _probe_crop(module, images, padding, seed, training):
+    layer = module.PerImageRandomCrop(padding=padding, seed=seed)
+    import numpy as np
+    from keras import ops
+
+    return np.asarray(ops.convert_to_numpy(layer(images, training=training)))
+
+
+def _probe_crop_in_a_model(module, images, labels):
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(images.shape[1:]), module.PerImageRandomCrop(padding=2, seed=1),
+                              keras.layers.Flatten(), keras.layers.Dense(3)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(images, labels, batch_size=8, epochs=1, verbose=0)
+    predicted = model.predict(images, verbose=0)
+    flat = keras.layers.Flatten()(images)
+    dense = model.layers[-1]
+    direct = np.asarray(keras.ops.convert_to_numpy(dense(flat)))
+    config = model.layers[0].get_config()
+    return {"loss": float(history.history["loss"][0]), "predicted": np.asarray(predicted), "direct": direct,
+            "padding": config.get("padding"), "seed": config.get("seed")}
+
+
+def _probe_bad_padding(module):
+    try:
+        module.PerImageRandomCrop(padding=-1)
+    except ValueError:
+        return "ValueError"
+    return "no error"
+
+
+@pytest.mark.points(3)
+def test_layer_crops_every_image_at_its_own_offset(ex):
+    """training=True: each output is a window of the reflect-padded image; the offsets differ between images."""
+    images = _images(48, h=8, w=8, c=2, dtype=np.float32)
+    out = ex.probe(_probe_crop, images, 2, 0, True)
+    assert out.shape == images.shape and out.dtype == np.float32, (out.shape, out.dtype)
+    offsets = _offsets(out, images, 2)
+    assert all(o is not None for o in offsets), "every output must be a crop of the reflect-padded image"
+    assert len(set(offsets)) >= 6, f"offsets must be drawn per image; got {sorted(set(offsets))}"
+    assert {o[0] for o in offsets} >= {0, 4} and {o[1] for o in offsets} >= {0, 4}, "offsets span 0..2*padding"
+
+
+@pytest.mark.points(2)
+def test_layer_is_the_identity_at_inference_and_for_zero_padding(ex):
+    """training=False or None (inference) returns the images unchanged; so does padding=0 while training."""
+    images = _images(6, h=5, w=5, c=3, dtype=np.float32)
+    for training in (False, None):
+        assert np.array_equal(ex.probe(_probe_crop, images, 3, 0, training), images), f"training={training}"
+    assert np.array_equal(ex.probe(_probe_crop, images, 0, 0, True), images), "padding=0 crops nothing"
+    assert ex.probe(_probe_bad_padding) == "ValueError", "a negative padding is a ValueError"
+
+
+@pytest.mark.points(2)
+def test_layer_trains_inside_a_model_and_saves_its_config(ex):
+    """In a Sequential model: fit runs, predict skips the crop (inference), get_config keeps padding and seed."""
+    images = _images(16, h=6, w=6, c=1, dtype=np.float32) / 255.0
+    labels = np.arange(16) % 3
+    out = ex.probe(_probe_crop_in_a_model, images, labels)
+    assert np.isfinite(out["loss"]), "fit must run with the layer inside the model"
+    np.testing.assert_allclose(out["predicted"], out["direct"], rtol=1e-5, atol=1e-5,
+                               err_msg="at inference the layer must pass images through unchanged")
+    assert out["padding"] == 2 and out["seed"] == 1, f"get_config() -> padding {out['padding']}, seed {out['seed']}"

@@ -109,3 +109,89 @@ def test_clip_by_global_norm_keeps_none_dtypes_and_inputs(ex):
     assert out[1] is None and len(out) == 2
     assert out[0].dtype == np.float32, f"dtype {out[0].dtype}, expected float32"
     assert np.array_equal(grads[0], before), "clip_by_global_norm modified its input"
+
+
+# ------------------------------------------------------------------ Keras: build_small_cnn and StopOnNaN
+# Probes build and train where the student's code lives and return numbers; the checks happen here.
+
+
+def _probe_cnn(module, input_shape, num_classes, widths):
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    model = module.build_small_cnn(input_shape, num_classes, widths)
+    x = np.random.default_rng(0).normal(size=(8, *input_shape)).astype("float32")
+    y = np.arange(8) % num_classes
+    out = np.asarray(model.predict(x, verbose=0))
+    kinds = [type(layer).__name__ for layer in model.layers]
+    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    losses = model.fit(x, y, batch_size=8, epochs=40, verbose=0).history["loss"]
+    return {"shape": out.shape, "params": int(model.count_params()), "kinds": kinds, "losses": losses,
+            "row_sums": out.sum(axis=1)}
+
+
+def _probe_stop(module, poison_batch):
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(40, 4)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    if poison_batch is not None and poison_batch % 2:
+        y[poison_batch * 8] = np.inf  # an infinite (not NaN) loss for that batch
+    elif poison_batch is not None:
+        x[poison_batch * 8] = np.nan
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    callback = module.StopOnNaN()
+    history = model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0, callbacks=[callback])
+    stopped = callback.stopped_at
+    return {"epochs": len(history.history["loss"]), "stopped_at": None if stopped is None else tuple(int(v) for v in stopped)}
+
+
+def _cnn_params(input_shape, num_classes, widths):
+    c_in, total = input_shape[-1], 0
+    for width in widths:
+        total += 9 * c_in * width + 4 * width
+        c_in = width
+    return total + c_in * num_classes + num_classes
+
+
+@pytest.mark.points(2)
+def test_small_cnn_shapes_layers_and_parameters(ex):
+    """Every argument counts: input shape, classes, widths; conv without bias, BN, ReLU, pooling, GAP, Dense."""
+    for input_shape, classes, widths in (((16, 16, 1), 7, (8, 16, 24)), ((32, 32, 3), 10, (16, 32))):
+        out = ex.probe(_probe_cnn, input_shape, classes, widths)
+        assert tuple(out["shape"]) == (8, classes), f"output shape {out['shape']}"
+        expected = _cnn_params(input_shape, classes, widths)
+        assert out["params"] == expected, f"{out['params']} parameters, expected {expected} (conv without bias?)"
+        kinds = out["kinds"]
+        assert kinds.count("Conv2D") == len(widths) and kinds.count("BatchNormalization") == len(widths)
+        assert kinds.count("MaxPooling2D") == len(widths) and "GlobalAveragePooling2D" in kinds
+        assert kinds[-1] == "Dense"
+
+
+@pytest.mark.points(2)
+def test_small_cnn_outputs_logits_and_trains(ex):
+    """Logits (rows need not sum to 1); 40 Adam steps on one batch of 8 drive the loss down by half."""
+    out = ex.probe(_probe_cnn, (12, 12, 3), 4, (8, 8))
+    assert not np.allclose(out["row_sums"], 1.0, atol=1e-3), "the model must output logits, not probabilities"
+    losses = out["losses"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0], f"loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+
+
+@pytest.mark.points(2)
+def test_stop_on_nan_stops_at_the_first_bad_batch(ex):
+    """A NaN (batch 2) or an infinite (batch 3) loss stops fit in the first epoch, at that batch."""
+    for bad in (2, 3):
+        out = ex.probe(_probe_stop, bad)
+        assert out["stopped_at"] == (0, bad), f"stopped_at {out['stopped_at']}, expected (0, {bad})"
+        assert out["epochs"] == 1, f"fit ran {out['epochs']} epochs after the bad batch"
+
+
+@pytest.mark.points(1)
+def test_stop_on_nan_lets_a_healthy_run_finish(ex):
+    """Finite losses: all 3 epochs run and stopped_at stays None."""
+    out = ex.probe(_probe_stop, None)
+    assert out == {"epochs": 3, "stopped_at": None}, out

@@ -126,3 +126,35 @@ def test_count_trainable_params_matches_the_package(ex, package_function):
         for layer in model.layers:
             layer.trainable = layer.name in pattern
         assert ex.count_trainable_params(model) == pkg(model), f"trainable layers {pattern}"
+
+
+def _probe_train_after_freezing(module, n):
+    """Freeze with the student's function, train one epoch, return which weights and BN statistics moved."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    model = keras.Sequential([keras.Input((8, 8, 3)), L.Conv2D(4, 3, name="conv_a"), L.BatchNormalization(name="bn_a"),
+                              L.Activation("relu", name="relu_a"), L.Conv2D(6, 3, name="conv_b"),
+                              L.BatchNormalization(name="bn_b"), L.GlobalAveragePooling2D(name="pool"),
+                              L.Dense(5, name="dense_a"), L.Dense(3, name="dense_b")])
+    module.freeze_all_but_top(model, n)
+    weights = {f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.weights)}
+    before = {key: np.array(keras.ops.convert_to_numpy(w)) for key, w in weights.items()}
+    x = np.random.default_rng(0).normal(2.0, 3.0, size=(32, 8, 8, 3)).astype("float32")
+    y = np.arange(32) % 3
+    model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    return {key: bool(not np.array_equal(before[key], keras.ops.convert_to_numpy(w))) for key, w in weights.items()}
+
+
+@pytest.mark.points(2)
+def test_freeze_all_but_top_by_behaviour_after_a_training_step(ex):
+    """What actually trains: after fit, only the top layers' weights moved; frozen BatchNorm layers keep
+    their moving statistics (they run in inference mode), and so do the frozen convolutions."""
+    moved = ex.probe(_probe_train_after_freezing, 3)
+    changed = {path.split("/")[0] for path, m in moved.items() if m}
+    assert changed == {"conv_b", "dense_a", "dense_b"}, f"weights that changed during fit: {sorted(changed)}"
+    assert not any(m for path, m in moved.items() if path.startswith(("bn_a/", "bn_b/"))), \
+        "a frozen BatchNormalization must not update its moving mean/variance"

@@ -3,6 +3,9 @@
 Warm-up then cosine decay is the schedule the reference runs use; the global gradient norm is
 the number lesson 03 watches to spot unstable training (and the one gradient clipping caps).
 
+The Keras part: a small CNN built with the functional API, and a callback that stops a run whose
+loss has become NaN or infinite (what lesson 03's stability monitor does first).
+
 Run the graded tests with ``pytest exercises/test_ex03_schedules.py``.
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import keras
 import numpy as np
 
 
@@ -94,3 +98,57 @@ def clip_by_global_norm(gradients: list, max_norm: float) -> list:
     norm = global_norm(gradients)
     scale = 1.0 if norm <= max_norm else max_norm / norm
     return [None if g is None else (np.asarray(g) * scale).astype(np.asarray(g).dtype) for g in gradients]
+
+
+def build_small_cnn(input_shape=(32, 32, 3), num_classes: int = 10, widths=(16, 32)) -> keras.Model:
+    """A small CNN with the Keras functional API.
+
+    Contract:
+        * ``keras.Input(input_shape)``, then for each ``width`` in ``widths`` one block:
+          ``Conv2D(width, 3, padding="same", use_bias=False)`` -> ``BatchNormalization()`` ->
+          ``ReLU()`` -> ``MaxPooling2D(2)``;
+        * then ``GlobalAveragePooling2D()`` and ``Dense(num_classes)`` **without** activation: the
+          model outputs logits (train it with ``from_logits=True``);
+        * returns the ``keras.Model`` (uncompiled); no rescaling layer (inputs are used as given).
+
+    Parameters: each block has ``9 * c_in * width`` convolution weights (no bias) and ``4 * width``
+    BatchNormalization values (2 trained, 2 running statistics); the head ``widths[-1] * num_classes
+    + num_classes``.
+    """
+    inputs = keras.Input(tuple(input_shape))
+    x = inputs
+    for width in widths:
+        x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+        x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(num_classes)(x)
+    return keras.Model(inputs, outputs)
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """A callback that stops training at the first batch whose loss is NaN or infinite.
+
+    Contract:
+        * ``StopOnNaN()``; after ``fit`` its ``stopped_at`` is ``None`` when every loss was finite,
+          else the ``(epoch, batch)`` of the first bad loss (both counted from 0);
+        * at that batch it sets ``self.model.stop_training = True`` (Keras then ends the run after
+          the current batch) and leaves ``stopped_at`` as the first bad batch;
+        * the current epoch comes from ``on_epoch_begin(epoch, logs)``, the loss from
+          ``logs["loss"]`` in ``on_train_batch_end(batch, logs)``.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.stopped_at = None
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)) and self.stopped_at is None:
+            self.stopped_at = (self.epoch, batch)
+            self.model.stop_training = True

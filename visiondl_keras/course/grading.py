@@ -78,35 +78,45 @@ def exercise_files(folder: str | os.PathLike) -> list[Path]:
 def stub_source(solution_source: str) -> str:
     """The student stub of a solution module: same text, each public function's body replaced.
 
-    Every public top-level function keeps its signature and docstring and gets the body
-    ``raise NotImplementedError(STUB_MESSAGE)``; private helpers (``_name``) are dropped; imports stay
+    Every public top-level function, and every method of a public class, keeps its signature and
+    docstring and gets the body ``raise NotImplementedError(STUB_MESSAGE)``; private helpers
+    (``_name``) are dropped; imports stay
     (an import the stub no longer uses is marked ``# noqa: F401``, since the student will need it).
     """
     tree = ast.parse(solution_source)
     lines = solution_source.splitlines()
     replacements: list[tuple[int, int, list[str]]] = []  # (first line, last line) 1-based inclusive
     for node in tree.body:
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-        if node.name.startswith("_"):
-            last = node.end_lineno
-            while last < len(lines) and not lines[last].strip():  # and the blank lines after it
-                last += 1
-            replacements.append((first, last, []))
-            continue
-        body = node.body
-        has_doc = isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant)
-        if has_doc and len(body) == 1:
-            start = body[0].end_lineno + 1
-        else:
-            start = body[1].lineno if has_doc else body[0].lineno
-        indent = " " * (body[0].col_offset)
-        replacements.append((start, node.end_lineno, [f'{indent}raise NotImplementedError("{STUB_MESSAGE}")']))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            replacements.append(_stub_function(node, lines))
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            # a public class (a Keras layer or callback to write): every method is stubbed, private
+            # helpers are dropped, the class statement, docstring and signatures stay
+            replacements += [_stub_function(m, lines) for m in node.body
+                             if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
     for first, last, new in sorted(replacements, reverse=True):
         lines[first - 1 : last] = new
     text = "\n".join(lines).rstrip() + "\n"
     return _mark_unused_imports(text)
+
+
+def _stub_function(node, lines: list[str]) -> tuple[int, int, list[str]]:
+    """The replacement for one function or method: its body becomes ``raise NotImplementedError``
+    (docstring kept); a private helper (``_name``, not ``__dunder__``) disappears with its blank lines."""
+    first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+    if node.name.startswith("_") and not (node.name.startswith("__") and node.name.endswith("__")):
+        last = node.end_lineno
+        while last < len(lines) and not lines[last].strip():  # and the blank lines after it
+            last += 1
+        return first, last, []
+    body = node.body
+    has_doc = isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant)
+    if has_doc and len(body) == 1:
+        start = body[0].end_lineno + 1
+    else:
+        start = body[1].lineno if has_doc else body[0].lineno
+    indent = " " * (body[0].col_offset)
+    return start, node.end_lineno, [f'{indent}raise NotImplementedError("{STUB_MESSAGE}")']
 
 
 def _mark_unused_imports(text: str) -> str:

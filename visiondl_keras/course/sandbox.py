@@ -340,6 +340,19 @@ class RemoteModule:
         _apply_changes(values, changes)
         return result
 
+    def probe(self, fn, *args, **kwargs):
+        """Run the grader's function ``fn(module, *args, **kwargs)`` in the worker and return its result.
+
+        For what only a few lines of code can exercise (a Keras layer, a callback inside ``fit``):
+        ``fn`` must be a self-contained module-level function (it is sent as source, so it imports
+        what it needs) that returns plain values or numpy arrays; the decisions stay in the tests.
+        """
+        import inspect
+        import textwrap
+
+        source = textwrap.dedent(inspect.getsource(fn))
+        return self._call("__probe__", (source, fn.__name__, args), kwargs)
+
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)

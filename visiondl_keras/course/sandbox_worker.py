@@ -181,6 +181,15 @@ def _snapshot(value):
     return None
 
 
+def _run_probe(module, source: str, name: str, args, **kwargs):
+    try:
+        namespace = {"__name__": "_probe"}
+        exec(compile(source, f"<probe {name}>", "exec"), namespace)
+        return ("ok", namespace[name](module, *args, **kwargs), [], [])
+    except BaseException as exc:  # noqa: BLE001
+        return ("error", type(exc).__name__, str(exc)[:2000])
+
+
 def serve(config: dict) -> None:
     chan_in = os.fdopen(os.dup(0), "rb")
     chan_out = os.fdopen(os.dup(1), "wb")
@@ -213,6 +222,10 @@ def serve(config: dict) -> None:
             return
         name, args, kwargs = request
         models: list = []
+        if name == "__probe__":  # grader code that exercises a class (a layer, a callback) and returns data
+            answer = _run_probe(module, *args, **kwargs)
+            _write_message(chan_out, answer)
+            continue
         try:
             func = getattr(module, name)
             args = [_decode(a, models) for a in args]

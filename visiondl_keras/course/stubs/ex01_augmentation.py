@@ -5,12 +5,17 @@ You will write both for a numpy batch of images, drawing a *different* random ch
 image of the batch (Keras' ``RandomCrop`` layer crops a whole batch at the same offset: lesson 01
 shows why that matters).
 
+The last part moves the crop *inside a Keras model*: a ``keras.layers.Layer`` subclass that crops
+every image at its own offset while training and does nothing at inference.
+
 Run the graded tests with ``pytest exercises/test_ex01_augmentation.py``.
 """
 
 from __future__ import annotations
 
+import keras
 import numpy as np
+from keras import ops  # noqa: F401 (you will need it)
 
 
 def random_crop(images: np.ndarray, padding: int = 4, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -68,3 +73,35 @@ def random_flip(images: np.ndarray, rng: np.random.Generator | None = None) -> n
         The flipped batch.
     """
     raise NotImplementedError("replace this line with your code; the docstring above gives the contract and hints.")
+
+
+class PerImageRandomCrop(keras.layers.Layer):
+    """A Keras layer that pads each image (reflection) and crops a random window, *per image*.
+
+    Written with ``keras.ops`` and ``keras.random`` only, so it runs on every backend and inside
+    ``model.fit``; at inference it passes images through unchanged.
+
+    Contract:
+        * ``PerImageRandomCrop(padding=4, seed=None, **kwargs)``: ``padding`` an int >= 0 (``ValueError``
+          otherwise); ``seed`` seeds a ``keras.random.SeedGenerator`` made in ``__init__``.
+        * ``call(images, training=None)`` with ``images`` of shape ``(N, H, W, C)``:
+          - ``training`` true: reflect-pad by ``padding`` on both spatial axes and return, for every
+            image, the ``H x W`` window at offsets ``(top, left)`` drawn independently per image,
+            uniform in ``0..2*padding`` (``keras.random.randint`` with the seed generator);
+          - otherwise (``False`` or ``None``): the images, unchanged.
+        * Same shape and dtype out as in; ``padding=0`` is the identity.
+        * ``get_config()`` includes ``padding`` and ``seed`` (a model with the layer can be saved).
+
+    Hints: ``ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")``; index grids
+    ``rows = top[:, None] + ops.arange(H)[None, :]`` (int32 both) and two
+    ``ops.take_along_axis`` calls (axis 1 with ``rows[:, :, None, None]``, then axis 2).
+    """
+
+    def __init__(self, padding: int = 4, seed=None, **kwargs):
+        raise NotImplementedError("replace this line with your code; the docstring above gives the contract and hints.")
+
+    def call(self, images, training=None):
+        raise NotImplementedError("replace this line with your code; the docstring above gives the contract and hints.")
+
+    def get_config(self):
+        raise NotImplementedError("replace this line with your code; the docstring above gives the contract and hints.")

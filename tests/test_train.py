@@ -275,6 +275,10 @@ def test_publish_ships_a_smaller_weights_only_checkpoint_with_the_run_files(tmp_
     np.testing.assert_allclose(predict_logits(shipped, tiny_splits.x_test), predict_logits(best, tiny_splits.x_test))
     for f in ("config.json", "history.csv", "metrics.json", "environment.json", "figures/curves.png"):
         assert (Path(info["run_dir"]) / f).is_file()
+    from visiondl_keras.runs import published_checkpoint
+
+    assert published_checkpoint(info["run_dir"], tmp_path / "art") == ckpt  # the run records what it shipped as
+    assert str(tmp_path) not in (Path(info["run_dir"]) / "metrics.json").read_text()  # no local paths
     (run / "state.json").write_text('{"status": "running"}')
     with pytest.raises(ConfigError, match="not completed"):
         publish_run(run, "tiny", tmp_path / "art")

@@ -211,7 +211,7 @@ def publish_run(run_dir: str | os.PathLike, name: str, out: str | os.PathLike = 
     """Ship a finished run: its best checkpoint without optimizer state, and its small run files.
 
     Writes ``OUT/checkpoints/NAME.keras`` (weights only: dropping the optimizer state halves the
-    file) and copies the run files (JSON files through :func:`without_local_paths`) (``config.json``, ``history.csv``, ``metrics.json``,
+    file), records it in ``OUT/runs/RUN_NAME/published.json`` and copies the run files (JSON files through :func:`without_local_paths`) (``config.json``, ``history.csv``, ``metrics.json``,
     ``environment.json``, ``state.json``, ``figures/`` and ``extra_files``) to
     ``OUT/runs/RUN_NAME/`` (default: NAME).
 
@@ -250,4 +250,25 @@ def publish_run(run_dir: str | os.PathLike, name: str, out: str | os.PathLike = 
             shutil.copy2(run.path / f, dest / f)
     if run.figures.is_dir():
         shutil.copytree(run.figures, dest / "figures", dirs_exist_ok=True)
+    record_publication(dest, ckpt.relative_to(out))
     return {"checkpoint": str(ckpt), "run_dir": str(dest), "bytes": ckpt.stat().st_size}
+
+
+PUBLISHED = "published.json"
+
+
+def record_publication(run_files: str | os.PathLike, checkpoint: str | os.PathLike) -> Path:
+    """Write ``RUN_FILES/published.json``: which checkpoint (relative to the artifacts folder) the run
+    was published as, so that reports (the model card) find it from the run directory alone."""
+    return write_json(Path(run_files) / PUBLISHED, {"checkpoint": Path(checkpoint).as_posix()})
+
+
+def published_checkpoint(run_dir: str | os.PathLike, artifacts: str | os.PathLike) -> Path | None:
+    """The checkpoint ``RUN_DIR/published.json`` names (under ``artifacts``), or None."""
+    record = Path(run_dir) / PUBLISHED
+    if not record.is_file():
+        return None
+    try:
+        return Path(artifacts) / read_json(record)["checkpoint"]
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{record}: not a publication record; publish the run again.") from None

@@ -24,7 +24,7 @@ from visiondl_keras.errors import ConfigError
 from visiondl_keras.evaluation.calibrate import markdown_table
 from visiondl_keras.evaluation.calibration import read_calibration, sidecar_path
 from visiondl_keras.io import atomic_write_text, read_json
-from visiondl_keras.runs import CHECKPOINT_NAMES
+from visiondl_keras.runs import CHECKPOINT_NAMES, published_checkpoint
 
 # --------------------------------------------------------------------------------------------
 # Gathering the artifacts
@@ -94,6 +94,8 @@ def gather(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = No
         info[name] = read(run_dir / f"{name}.json")
 
     if checkpoint is None:
+        checkpoint = published_checkpoint(run_dir, art)
+    if checkpoint is None:
         checkpoint = next((run_dir / n for n in CHECKPOINT_NAMES if (run_dir / n).is_file()), None)
     checkpoint = Path(checkpoint) if checkpoint else None
     if checkpoint is not None and not checkpoint.is_file():
@@ -132,8 +134,37 @@ def gather(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = No
             sources.append(str(cand))
             break
     info["export"] = read(art / "metrics" / "export_benchmark.json")
+    info["storage"] = _storage_dtype(checkpoint) if checkpoint is not None else None
     info["sources"] = sources
     return info
+
+
+def _storage_dtype(checkpoint: Path) -> str | None:
+    """The dtype policy most layers of a ``.keras`` file use (read from its config; Keras not imported)."""
+    import collections
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(checkpoint) as zf:
+            config = json.loads(zf.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    names: collections.Counter = collections.Counter()
+
+    def walk(node):
+        if isinstance(node, dict):
+            dtype = node.get("dtype")
+            if isinstance(dtype, dict) and isinstance(dtype.get("config"), dict) and "name" in dtype["config"]:
+                names[dtype["config"]["name"]] += 1
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    return names.most_common(1)[0][0] if names else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,8 +259,11 @@ def _details(info: dict, ctx: dict) -> list[str]:
     add("## Model details")
     add("")
     if cfg:
-        add(f"- Architecture: `{cfg.get('arch', '?')}` (width {cfg.get('width', '?')}), trained from scratch with "
-            f"Keras {env.get('packages', {}).get('keras', '?')} on the {env.get('backend', '?')} backend.")
+        size = (f"widths {'/'.join(map(str, cfg['widths']))}" if cfg.get("widths") else f"width {cfg.get('width', '?')}")
+        add(f"- Architecture: `{cfg.get('arch', '?')}` ({size}), trained from scratch with "
+            f"Keras {env.get('packages', {}).get('keras', '?')} on the {env.get('backend', '?')} backend"
+            + (f", precision `{cfg['precision']}`" if cfg.get("precision") else "")
+            + (f"; the shipped file stores its weights in `{ctx['storage']}`" if ctx.get("storage") else "") + ".")
     model = ctx["model"]
     if model:
         flops = model.get("flops")
@@ -316,6 +350,14 @@ def _metrics(info: dict, ctx: dict) -> list[str]:
         add(f"- Test accuracy: **{met['test_accuracy']:.4f}** on {n_test} test images"
             + (f"; test loss (NLL, T = 1) {met['test_loss']:.4f}" if _num(met.get("test_loss")) else "")
             + (f"; validation accuracy {met['val_accuracy']:.4f}." if _num(met.get("val_accuracy")) else "."))
+    tta = {k: v.get("test_accuracy") for k, v in (met.get("tta") or {}).items() if isinstance(v, dict)}
+    if any(_num(v) and k != "0" for k, v in tta.items()):
+        level, acc = max((k, v) for k, v in tta.items() if _num(v))
+        add(f"- With test-time augmentation level {level} (mirror and 1-pixel translations, "
+            f"{met['tta'][level].get('forward_passes_per_image', '?')} forward passes per image): **{acc:.4f}**.")
+    if _num(diag.get("accuracy")) and info["checkpoint"] is not None:
+        add(f"- The shipped file `{Path(info['checkpoint']).name}` itself: {diag['accuracy']:.4f} on "
+            f"{(diag.get('data') or {}).get('num_images', '?')} test images (diagnostics).")
     prf = diag.get("per_class") if isinstance(diag.get("per_class"), dict) else {}
     prf = {c: v for c, v in prf.items() if isinstance(v, dict) and all(_num(v.get(k)) for k in ("precision", "f1"))}
     if per:
@@ -454,6 +496,7 @@ def render(info: dict, base: Path | None = None, command: str | None = None) -> 
     ctx = {
         "cfg": cfg, "met": met, "env": env, "cal": info["calibration"], "base": base or Path.cwd(),
         "data": met.get("data") or env.get("data") or {}, "model": model, "command": command,
+        "storage": info.get("storage") if info.get("storage") not in (None, "float32") else None,
         "name": model.get("name") or (info["checkpoint"].stem if info["checkpoint"] else info["run_dir"].name),
         "per": met.get("per_class_accuracy") or {}, "diag": info["diagnostics"],
     }  # fmt: skip

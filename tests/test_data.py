@@ -359,3 +359,28 @@ def test_shared_mirror_has_the_full_cifar10(mirror):
     # the mirror's README states the channel means (0.4913, 0.4821, 0.4465)
     np.testing.assert_allclose(S.channel_stats(ds.x_train)[0] / 255, [0.4913, 0.4821, 0.4465], atol=2e-4)
     print(f"mirror load: first call in this test {first:.2f}s")
+
+
+@pytest.mark.parametrize("error, words", [
+    ("network", "no network connection to www.cs.toronto.edu"),
+    ("checksum", "failed its checksum"),
+    ("permission", "no permission to write the download"),
+])
+def test_a_failed_download_names_its_cause(monkeypatch, error, words):
+    import socket
+    import urllib.error
+
+    import keras
+
+    from visiondl_keras.data import cifar10
+
+    def get_file(*args, **kwargs):
+        if error == "network":
+            raise Exception("URL fetch failure") from urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+        if error == "checksum":
+            raise ValueError("Incomplete or corrupted file detected. The sha256 file hash does not match")
+        raise PermissionError(13, "Permission denied", "/readonly/datasets")
+
+    monkeypatch.setattr(keras.utils, "get_file", get_file)
+    with pytest.raises(DataError, match=words):
+        cifar10._download_via_keras()

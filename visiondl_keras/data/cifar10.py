@@ -487,6 +487,34 @@ def _keras_cache_candidates() -> list[Path]:
     ]
 
 
+def download_failure_cause(exc: BaseException) -> str:
+    """A plain-words cause of a failed download (no network, checksum, permission, disk, ...).
+
+    Example:
+        >>> download_failure_cause(PermissionError(13, "Permission denied", "/data"))
+        'no permission to write the download (/data)'
+    """
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 5:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(str(e) for e in chain).lower()
+    for e in chain:
+        if isinstance(e, PermissionError):
+            return f"no permission to write the download ({getattr(e, 'filename', None) or e})"
+        if isinstance(e, OSError) and getattr(e, "errno", None) == 28:
+            return "no space left on the disk for the download"
+    if "hash" in text or "checksum" in text or "corrupt" in text:
+        return "the downloaded file failed its checksum (a truncated or altered download; delete it and retry)"
+    network = ("urlopen", "name or service not known", "temporary failure in name resolution", "network is unreachable",
+               "connection refused", "connection reset", "timed out", "no route to host", "nodename nor servname",
+               "failed to resolve", "getaddrinfo")
+    if any(n in text for n in network) or any(type(e).__name__ in ("URLError", "HTTPError", "ConnectionError",
+                                                                   "TimeoutError", "gaierror") for e in chain):
+        return f"no network connection to {OFFICIAL_URL.split('/')[2]} ({chain[-1]})"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _download_via_keras() -> Path:
     import keras
 
@@ -495,7 +523,8 @@ def _download_via_keras() -> Path:
             fname="cifar-10-batches-py-target", origin=OFFICIAL_URL, extract=True, file_hash=OFFICIAL_SHA256
         )
     except Exception as exc:
-        raise DataError(f"No CIFAR-10 data found and the download failed ({type(exc).__name__}). {HOW_TO_PROVIDE}") from exc
+        raise DataError(f"No CIFAR-10 data found and the download failed: {download_failure_cause(exc)}. "
+                        f"{HOW_TO_PROVIDE}") from exc
     root = _find_batches_root(Path(path))
     if root is None:
         raise DataError(f"{path}: the downloaded release has no cifar-10-batches-py folder. {HOW_TO_PROVIDE}")

@@ -56,6 +56,9 @@ def _print_results(results: list[dict], as_json: bool) -> None:
         if r["error"] is None:
             preds = ", ".join(f"{p['label']} {p['probability']:.4f}" for p in r["predictions"])
             extra = f"  [grad-cam: {r['gradcam']}]" if "gradcam" in r else ""
+            if r.get("ood"):
+                extra += (f"  [caution: unlike CIFAR-10 images (top probability {r['ood_score']:.2f} < "
+                          f"{r['ood_threshold']:.2f}); the answer is one of the ten classes regardless]")
             print(f"{r['path']}: {preds}{extra}")
 
 

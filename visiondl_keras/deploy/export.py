@@ -41,10 +41,10 @@ from visiondl_keras.data.cifar10 import CLASS_NAMES
 from visiondl_keras.data.splits import load_run_splits, stratified_subset
 from visiondl_keras.deploy.metadata import export_metadata_path
 from visiondl_keras.errors import ConfigError, ModelError
-from visiondl_keras.evaluation.calibration import load_temperature
+from visiondl_keras.evaluation.calibration import load_temperature, read_calibration
 from visiondl_keras.evaluation.metrics import check_temperature
 from visiondl_keras.evaluation.tta import tta_model
-from visiondl_keras.io import atomic_write_bytes, write_json
+from visiondl_keras.io import atomic_write_bytes, read_json, write_json
 from visiondl_keras.models import load_checkpoint
 from visiondl_keras.models.storage import cast_model, model_storage_dtype
 from visiondl_keras.names import EXPORT_FORMATS as FORMATS
@@ -348,10 +348,17 @@ def export_checkpoint(checkpoint, out, fmt: str = "tflite", quantization: str = 
     rep = _representative_for(fmt, quantization, run_dir, seed, val_size, data, representative, progress, log)
     out, source = Path(out), str(checkpoint)
     if fmt == "all":
-        return export_all(model, out, temperature, rep, source=source, log=log)
-    if fmt == "saved_model":
+        paths = export_all(model, out, temperature, rep, source=source, log=log)
+    elif fmt == "saved_model":
         paths = {"saved_model": export_saved_model(model, out, temperature, source=source)}
     else:
         paths = {"tflite": export_tflite(model, out, quantization, temperature, rep, source=source)}
-    log(f"wrote {next(iter(paths.values()))}")
+    rule = (read_calibration(checkpoint) or {}).get("ood") if calibrated and tta == 0 else None
+    if isinstance(rule, dict):  # the out-of-distribution caution travels with the calibrated export
+        for path in paths.values():
+            meta_path = export_metadata_path(path)
+            if meta_path.is_file():
+                write_json(meta_path, {**read_json(meta_path), "ood": rule})
+    if fmt != "all":
+        log(f"wrote {next(iter(paths.values()))}")
     return paths

@@ -224,6 +224,7 @@ class Predictor:
     source: str
     _fn: object = None
     keras_model: object = None
+    ood_threshold: float | None = None  # flag inputs whose max calibrated probability is below it
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return self._fn(np.asarray(images, dtype=np.float32))
@@ -328,7 +329,8 @@ def _load_tflite(path: Path, calibrated: bool) -> Predictor:
         return probs if calibrated or temperature == 1.0 else _uncalibrate(probs, temperature)
 
     num = int(out["shape"][-1])
-    return Predictor("tflite", _class_names(meta, num, path), temperature if calibrated else 1.0, str(path), fn)
+    return Predictor("tflite", _class_names(meta, num, path), temperature if calibrated else 1.0, str(path), fn,
+                     ood_threshold=_threshold(meta, calibrated))
 
 
 def _class_names(meta: dict, num: int, path: Path) -> list:
@@ -366,12 +368,13 @@ def _load_saved_model(path: Path, calibrated: bool) -> Predictor:
         return probs if calibrated or temperature == 1.0 else _uncalibrate(probs, temperature)
 
     num = int(np.asarray(call(np.zeros((BATCH, IMAGE_SIZE, IMAGE_SIZE, 3), np.float32))).shape[-1])
-    return Predictor("saved_model", _class_names(meta, num, path), temperature if calibrated else 1.0, str(path), fn)
+    return Predictor("saved_model", _class_names(meta, num, path), temperature if calibrated else 1.0, str(path), fn,
+                     ood_threshold=_threshold(meta, calibrated))
 
 
 def _load_keras(path: Path, calibrated: bool) -> Predictor:
     # Imported here, not at the top, so that the TFLite path never imports Keras (these modules do).
-    from visiondl_keras.evaluation.calibration import apply_temperature, load_temperature
+    from visiondl_keras.evaluation.calibration import apply_temperature, load_temperature, read_calibration
     from visiondl_keras.models import load_checkpoint
 
     checkpoint, _ = resolve_checkpoint(path)
@@ -384,7 +387,17 @@ def _load_keras(path: Path, calibrated: bool) -> Predictor:
         return apply_temperature(logits, temperature).astype(np.float64) if len(images) else logits
 
     names = list(CLASS_NAMES) if num == len(CLASS_NAMES) else [str(i) for i in range(num)]
-    return Predictor("keras", names, temperature, str(checkpoint), fn, keras_model=model)
+    return Predictor("keras", names, temperature, str(checkpoint), fn, keras_model=model,
+                     ood_threshold=_threshold(read_calibration(checkpoint) or {}, calibrated))
+
+
+def _threshold(record: dict, calibrated: bool) -> float | None:
+    """The out-of-distribution threshold of a sidecar or export metadata (it applies to calibrated
+    probabilities only, so not with ``--no-calibration``)."""
+    rule = record.get("ood") if isinstance(record, dict) else None
+    if not calibrated or not isinstance(rule, dict) or not isinstance(rule.get("threshold"), (int, float)):
+        return None
+    return float(rule["threshold"])
 
 
 def default_model_candidates(need_gradients: bool = False) -> list[Path]:
@@ -486,7 +499,10 @@ def classify(paths, predictor: Predictor, top_k: int = 3) -> list[dict]:
 
     Returns:
         One dict per input, in order: ``{"path", "predictions": [{"label", "probability"}, ...],
-        "error": None or a message}``; probabilities are rounded to 6 decimals. A classified
+        "error": None or a message}``; probabilities are rounded to 6 decimals. When the model
+        carries an out-of-distribution threshold (:mod:`visiondl_keras.evaluation.ood`), a classified
+        input also gets ``"ood"`` (True: it looks unlike CIFAR-10, treat the answer with caution) and
+        ``"ood_score"`` (its maximum calibrated probability) and ``"ood_threshold"``. A classified
         input also carries its preprocessed image as ``"_image"`` (for
         :func:`write_gradcam_overlays`; drop it before serialising).
 
@@ -516,6 +532,10 @@ def classify(paths, predictor: Predictor, top_k: int = 3) -> list[dict]:
             results[i]["predictions"] = [
                 {"label": predictor.class_names[j], "probability": round(float(row[j]), 6)} for j in order
             ]
+            if predictor.ood_threshold is not None:
+                score = float(row.max())
+                results[i].update(ood=bool(score < predictor.ood_threshold), ood_score=round(score, 6),
+                                  ood_threshold=round(predictor.ood_threshold, 6))
             results[i]["_image"] = image
     return results
 

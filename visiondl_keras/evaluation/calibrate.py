@@ -30,6 +30,7 @@ from visiondl_keras.evaluation.calibration import (
     save_temperature,
 )
 from visiondl_keras.evaluation.gradients import predict_logits
+from visiondl_keras.evaluation.ood import fit_threshold, msp_score, ood_benchmark, ood_rule
 from visiondl_keras.io import atomic_write_text, write_json
 from visiondl_keras.models import load_checkpoint
 from visiondl_keras.reporting.plots import save_figure
@@ -62,7 +63,22 @@ def markdown_table(result: dict) -> str:
             rows.append(f"| {split} ({m['n']} images), {when} | {temp:.3f} | " + " | ".join(cells) + " |")
     note = (f"Temperature T = {t:.4f} fitted on the validation split ({result['val']['before']['n']} images); "
             f"ECE/MCE with {result['n_bins']} equal-width bins ((m-1)/M, m/M]; adaptive ECE with equal-mass bins.")
-    return "\n".join([head, rule, *rows]) + "\n\n" + note + "\n"
+    return "\n".join([head, rule, *rows]) + "\n\n" + note + "\n" + ood_markdown(result.get("ood"))
+
+
+def ood_markdown(ood: dict | None) -> str:
+    """The out-of-distribution caution's threshold and benchmark as Markdown (empty without one)."""
+    bench = (ood or {}).get("benchmark")
+    if not bench:
+        return ""
+    lines = ["", f"Out-of-distribution caution: an input is flagged when its top calibrated probability is below "
+             f"{bench['threshold']:.3f} (chosen on the validation split to accept {100 * bench['acceptance']:.0f}% of it; "
+             f"{100 * bench['test_flagged']:.1f}% of the {bench['n_test']} test images are flagged).", "",
+             "| out-of-distribution set | images | AUROC vs the test split | flagged |", "|---|---|---|---|"]
+    for name, row in bench["families"].items():
+        lines.append(f"| {name} | {row['n']} | {row['auroc']:.3f} | {100 * row['flagged']:.1f}% |")
+    lines.append(f"| mean | | {bench['mean_auroc']:.3f} | |")
+    return "\n".join(lines) + "\n"
 
 
 def calibrate_checkpoint(checkpoint, run_dir=None, out_dir=None, figures_dir=None, data=None, seed=None,
@@ -103,6 +119,7 @@ def calibrate_checkpoint(checkpoint, run_dir=None, out_dir=None, figures_dir=Non
     val_logits = predict_logits(model, splits.x_val, batch_size)
     test_logits = predict_logits(model, splits.x_test, batch_size)
     temperature = fit_temperature(val_logits, splits.y_val)
+    threshold = fit_threshold(msp_score(apply_temperature(val_logits, temperature)))
 
     result = {"checkpoint": str(checkpoint), "run_dir": str(run_dir) if run_dir else None, "temperature": temperature,
               "n_bins": n_bins, "fitted_on": "validation split",
@@ -111,6 +128,12 @@ def calibrate_checkpoint(checkpoint, run_dir=None, out_dir=None, figures_dir=Non
     for split, logits, labels in (("val", val_logits, splits.y_val), ("test", test_logits, splits.y_test)):
         result[split] = {when: calibration_metrics(apply_temperature(logits, t), labels, n_bins)
                          for when, t in (("before", 1.0), ("after", temperature))}
+
+    def calibrated_probs(images):
+        return apply_temperature(predict_logits(model, images, batch_size), temperature)
+
+    result["ood"] = {**ood_rule(threshold), "benchmark": ood_benchmark(
+        calibrated_probs, splits.x_val, splits.x_test, threshold=threshold)}
 
     name = checkpoint.stem
     out_dir = Path(out_dir) if out_dir else (run_dir or checkpoint.parent)
@@ -121,8 +144,8 @@ def calibrate_checkpoint(checkpoint, run_dir=None, out_dir=None, figures_dir=Non
         fig = reliability_diagram(apply_temperature(test_logits, t), splits.y_test, n_bins, title=title)
         figures[when] = str(save_figure(fig, figures_dir / f"reliability_{name}_{when}.png"))
     result["figures"] = figures
-    sidecar = save_temperature(checkpoint, temperature, **{k: result[k] for k in ("n_bins", "fitted_on", "split", "data",
-                                                                                 "val", "test")})
+    sidecar = save_temperature(checkpoint, temperature, ood=ood_rule(threshold),
+                               **{k: result[k] for k in ("n_bins", "fitted_on", "split", "data", "val", "test")})
     result["sidecar"] = str(sidecar)
     write_json(out_dir / f"calibration_{name}.json", result)
     atomic_write_text(out_dir / f"calibration_{name}.md", f"# Calibration of {name}\n\n" + markdown_table(result))

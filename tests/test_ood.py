@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from visiondl_keras.errors import ConfigError
-from visiondl_keras.evaluation.ood import OOD_FAMILIES, auroc, fit_threshold, is_ood, msp_score, ood_benchmark, ood_sets
+from visiondl_keras.evaluation.ood import (
+    OOD_FAMILIES,
+    auroc,
+    fit_threshold,
+    is_ood,
+    msp_score,
+    ood_benchmark,
+    ood_sets,
+)
 
 
 def test_threshold_accepts_the_stated_share_of_validation_scores():

@@ -57,6 +57,34 @@ def _same(a, b) -> bool:
         return False
 
 
+def _find_calibration(checkpoint, run_dir: Path, art: Path, sources: list) -> tuple[dict, dict]:
+    """The calibration record of ``checkpoint`` (its sidecar, else a calibration report) and the
+    out-of-distribution benchmark of its calibration report; appends the files read to ``sources``."""
+    calibration = {}
+    if checkpoint is not None:
+        calibration = read_calibration(checkpoint) or {}
+        if calibration:
+            sources.append(str(sidecar_path(checkpoint)))
+    if not calibration or "test" not in calibration:
+        names = [f"calibration_{checkpoint.stem}.json"] if checkpoint else []
+        candidates = [run_dir / n for n in names] + [art / "metrics" / n for n in names]
+        candidates += sorted(run_dir.glob("calibration_*.json")) + sorted((art / "metrics").glob("calibration_*.json"))
+        for cand in candidates:
+            d = _read(cand)
+            if d and ("test" in d) and (cand.parent == run_dir or (checkpoint and _same(d.get("checkpoint"), checkpoint))
+                                        or _same(d.get("run_dir"), run_dir)):
+                calibration = d
+                sources.append(str(cand))
+                break
+    ood = {}
+    if checkpoint is not None:  # the out-of-distribution benchmark lives in the calibration report
+        report = art / "metrics" / f"calibration_{checkpoint.stem}.json"
+        ood = (_read(report) or {}).get("ood") or {}
+        if ood and str(report) not in sources:
+            sources.append(str(report))
+    return calibration, ood
+
+
 def gather(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
            artifacts_dir: str | os.PathLike | None = None) -> dict:
     """Collect everything the card needs from a run directory (missing pieces are empty dicts).
@@ -102,29 +130,7 @@ def gather(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = No
         raise ConfigError(f"{checkpoint}: checkpoint not found.")
     info["checkpoint"] = checkpoint
 
-    calibration = {}
-    if checkpoint is not None:
-        calibration = read_calibration(checkpoint) or {}
-        if calibration:
-            sources.append(str(sidecar_path(checkpoint)))
-    if not calibration or "test" not in calibration:
-        names = [f"calibration_{checkpoint.stem}.json"] if checkpoint else []
-        candidates = [run_dir / n for n in names] + [art / "metrics" / n for n in names]
-        candidates += sorted(run_dir.glob("calibration_*.json")) + sorted((art / "metrics").glob("calibration_*.json"))
-        for cand in candidates:
-            d = _read(cand)
-            if d and ("test" in d) and (cand.parent == run_dir or (checkpoint and _same(d.get("checkpoint"), checkpoint))
-                                        or _same(d.get("run_dir"), run_dir)):
-                calibration = d
-                sources.append(str(cand))
-                break
-    info["calibration"] = calibration
-    info["ood"] = {}
-    if checkpoint is not None:  # the out-of-distribution benchmark lives in the calibration report
-        report = art / "metrics" / f"calibration_{checkpoint.stem}.json"
-        info["ood"] = (_read(report) or {}).get("ood") or {}
-        if info["ood"] and str(report) not in sources:
-            sources.append(str(report))
+    info["calibration"], info["ood"] = _find_calibration(checkpoint, run_dir, art, sources)
 
     info["diagnostics"], info["diagnostics_path"] = {}, None
     stem = checkpoint.stem if checkpoint else None

@@ -5,7 +5,7 @@ Formats: the Keras checkpoint, the SavedModel and the TFLite files (float32, flo
 int8), all with the checkpoint's temperature folded in. Parity: max |probability difference| against
 the calibrated Keras model on 256 test images, top-1 agreement on 1,000 (stratified) test images.
 Latency: one image per call after a warm-up, median and 90th percentile. Cold start: wall time of
-``python -m visiondl_keras.infer samples/cat_0000.png --model M`` in a fresh process, median of a few runs.
+``python -m visiondl_keras.infer sample.png --model M`` (a test image) in a fresh process, median of a few runs.
 
 Usage::
 
@@ -142,7 +142,10 @@ def main(argv=None) -> int:
             "top1_agreement": float(np.mean(probs.argmax(1) == reference.argmax(1))),
         })
 
-    sample = ROOT / "samples" / "cat_0000.png"
+    from PIL import Image
+
+    sample = Path(tempfile.mkdtemp(prefix="visiondl-sample-")) / "sample.png"
+    Image.fromarray(np.asarray(x_test[0], dtype=np.uint8)).resize((128, 128), Image.Resampling.NEAREST).save(sample)
     cold = {"keras": _cold_start(checkpoint, sample, args.cold_runs),
             "saved_model": _cold_start(paths["saved_model"], sample, args.cold_runs),
             "tflite_float32": _cold_start(paths["tflite_float32"], sample, args.cold_runs)}

@@ -42,3 +42,23 @@ def test_readme_command_parses(command):
     parser = build_parser()
     args = parser.parse_args(argv[1:])
     assert callable(args.func), command
+
+
+def lesson_commands() -> list[str]:
+    """The shell commands of the lessons' ``bash`` blocks."""
+    root = README.parent / "lessons"
+    blocks = [b for p in sorted(root.glob("*.md")) for b in re.findall(r"```bash\n(.*?)```", p.read_text(), flags=re.S)]
+    return [line.split("  #")[0].strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_lesson_commands_need_no_activation_and_name_real_files():
+    """Each lesson's exercise command runs from a fresh checkout as written: the project's own pytest
+    (no activated environment needed) on a graded test file that exists."""
+    commands = lesson_commands()
+    assert len(commands) >= 9
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[0] in (".venv/bin/pytest", "make"), command
+        for arg in argv[1:]:
+            if arg.startswith("exercises/"):
+                assert (README.parent / arg).exists(), command

@@ -58,3 +58,24 @@ def test_export_of_a_bfloat16_checkpoint_matches_its_keras_outputs(net, tmp_path
     keras_probs = load_predictor(ckpt, calibrated=False).predict(images[:16].astype(np.uint8))
     tfl_probs = load_predictor(paths["tflite"]).predict(images[:16].astype(np.uint8))
     assert np.abs(tfl_probs - keras_probs).max() < 0.02
+
+
+def test_a_mixed_bfloat16_model_exports_as_float32(tmp_path):
+    """A network trained under mixed_bfloat16 stores float32 weights but computes in bfloat16; the
+    TFLite converter cannot translate bfloat16 ops, so export works on a float32 copy."""
+    from visiondl_keras.deploy.export import export_tflite
+    from visiondl_keras.deploy.predictor import load_predictor
+    from visiondl_keras.models.storage import is_float32
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = build_airbench((8, 16, 16))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model_storage_dtype(mixed) == "float32" and not is_float32(mixed)
+    images = np.random.default_rng(1).integers(0, 256, size=(8, 32, 32, 3)).astype(np.uint8)
+    out = export_tflite(mixed, tmp_path / "mixed.tflite")
+    ref = np.asarray(cast_model(mixed, "float32").predict(images.astype(np.float32), verbose=0))
+    probs = load_predictor(out).predict(images)
+    e = np.exp(ref - ref.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(probs, e / e.sum(axis=1, keepdims=True), atol=1e-5)

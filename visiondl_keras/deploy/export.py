@@ -46,7 +46,7 @@ from visiondl_keras.evaluation.metrics import check_temperature
 from visiondl_keras.evaluation.tta import tta_model
 from visiondl_keras.io import atomic_write_bytes, read_json, write_json
 from visiondl_keras.models import load_checkpoint
-from visiondl_keras.models.storage import cast_model, model_storage_dtype
+from visiondl_keras.models.storage import cast_model, is_float32
 from visiondl_keras.names import EXPORT_FORMATS as FORMATS
 from visiondl_keras.names import QUANTIZATIONS
 from visiondl_keras.runs import read_run_file, resolve_checkpoint, split_settings
@@ -60,14 +60,15 @@ def calibrated_model(model, temperature: float = 1.0):
         temperature: T > 0 from :func:`visiondl_keras.evaluation.calibration.load_temperature`.
 
     Returns:
-        A new functional ``keras.Model`` sharing ``model``'s weights (for a model stored in
-        bfloat16 or float16, a float32 copy's: the converters expect float32).
+        A new functional ``keras.Model`` sharing ``model``'s weights (for a model that stores or
+        computes in bfloat16/float16, e.g. one trained with ``mixed_bfloat16``, a float32 copy's:
+        the converters expect float32).
 
     Raises:
         ModelError: the model already ends in a softmax (then it outputs probabilities, not logits).
     """
     temperature = check_temperature(temperature)
-    if model_storage_dtype(model) != "float32":
+    if not is_float32(model):  # bfloat16 weights or mixed-precision compute: converters want float32
         model = cast_model(model, "float32")
     last = model.layers[-1] if model.layers else None
     if isinstance(last, keras.layers.Softmax) or getattr(last, "activation", None) is keras.activations.softmax:
@@ -337,7 +338,7 @@ def export_checkpoint(checkpoint, out, fmt: str = "tflite", quantization: str = 
         raise ConfigError("quantization applies to TFLite; export with format 'tflite' or 'all'.")
     checkpoint, run_dir = resolve_checkpoint(checkpoint, run_dir)
     model = load_checkpoint(checkpoint)
-    if model_storage_dtype(model) != "float32":  # a bfloat16 checkpoint: the converters expect float32
+    if not is_float32(model):  # bfloat16 weights or mixed-precision compute: the converters expect float32
         model = cast_model(model, "float32")
     model = tta_model(model, tta)
     temperature = load_temperature(checkpoint) if calibrated else 1.0

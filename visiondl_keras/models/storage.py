@@ -30,6 +30,16 @@ def model_storage_dtype(model: keras.Model) -> str:
     return max(counts, key=counts.get) if counts else "float32"
 
 
+def is_float32(model: keras.Model) -> bool:
+    """True when every layer of ``model`` stores *and computes* in float32 (a network trained with a
+    ``mixed_bfloat16`` policy stores float32 weights but computes in bfloat16: not float32)."""
+    if model_storage_dtype(model) != "float32":
+        return False
+    return all(getattr(layer.dtype_policy, "compute_dtype", "float32") == "float32"
+               for layer in model._flatten_layers(include_self=False)
+               if not isinstance(layer, keras.layers.InputLayer))
+
+
 def cast_model(model: keras.Model, dtype: str = "bfloat16") -> keras.Model:
     """A copy of a functional ``model`` whose layers store (and compute with) ``dtype`` weights.
 

@@ -607,7 +607,7 @@ def test_transfer_train_two_stages_then_publish(tmp_path, monkeypatch):
     x = np.zeros((2, 32, 32, 3), np.float32)
     assert model.predict(x, verbose=0).shape == (2, 10)
     assert sorted(p.name for p in (artifacts / "runs" / "transfer_reference").iterdir()) == [
-        "config.json", "environment.json", "history.csv", "metrics.json", "state.json"]
+        "config.json", "environment.json", "history.csv", "metrics.json", "published.json", "state.json"]
     # the published test accuracy is the checkpoint's own
     from visiondl_keras.data.cifar10 import load_cifar10
 

@@ -13,9 +13,11 @@ equal budgets, and the peer/ours ratios. Written to ``OUT/metrics/time_to_accura
     RMSprop(lr 1e-4, decay 1e-6), batch 32, random shifts of up to 10% (nearest fill) and
     horizontal flips, inputs scaled to [0, 1], float32.
 
-A recipe that does not reach a target within its budget gets a time *extrapolated* from the last
-half of its curve (accuracy linear in log-time), marked ``"extrapolated"`` in the JSON, when the
-target is at most 6 points above the best accuracy it measured; other targets it missed stay ``null``.
+A recipe that the budget stopped before its last epoch and that did not reach a target gets a time
+*extrapolated* from the last half of its curve (accuracy linear in log-time), marked
+``"extrapolated"`` in the JSON, when the target is at most 6 points above the best accuracy it
+measured; other targets it missed (and every target a recipe missed after finishing its schedule)
+stay ``null``. ``--resummarize JSON`` recomputes the tables from the curves a previous run stored.
 
     python benchmarks/time_to_accuracy.py --budget-minutes 15
     python benchmarks/time_to_accuracy.py --quick     # a smoke run on 2,000 images
@@ -24,6 +26,7 @@ target is at most 6 points above the best accuracy it measured; other targets it
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -178,7 +181,9 @@ def target_rows(recipes, log=print):
         row, cells = {}, []
         for r in recipes:
             secs, how = time_to(r.curve, target), "measured"
-            if secs is None:
+            if secs is None and getattr(r, "finished", False):
+                how = "not reached"  # its schedule ended: its curve does not go on rising
+            elif secs is None:
                 secs, how = extrapolated_time_to(r.curve, target), "extrapolated"
                 if secs is None:
                     how = "not reached"
@@ -206,6 +211,30 @@ def budget_rows(recipes, budget_s, log=print):
     return rows
 
 
+def resummarize(path: Path) -> int:
+    """Recompute ``targets`` and ``budgets`` of a stored result from its curves (same rules as a run)."""
+    from types import SimpleNamespace
+
+    result = json.loads(Path(path).read_text())
+    budget_s = result["budget_minutes_per_recipe"] * 60
+
+    def finished(rec):  # its epochs ran out before the budget did (older results lack epochs_planned)
+        if "epochs_planned" in rec:
+            return rec["epochs_run"] >= rec["epochs_planned"]
+        return rec["train_time_s"] < budget_s
+
+    recipes = [SimpleNamespace(name=name, curve=[tuple(c) for c in rec["curve"]], finished=finished(rec))
+               for name, rec in result["recipes"].items()]
+    result["targets"] = target_rows(recipes)
+    print()
+    result["budgets"] = budget_rows(recipes, result["budget_minutes_per_recipe"] * 60)
+    at75 = result["targets"]["0.75"]["ratio"]
+    result["goals"] = {"peer_over_ours_at_0.75_at_least": GOAL_RATIO_AT_75, "met": bool(at75 and at75 >= GOAL_RATIO_AT_75)}
+    write_json(path, result)
+    print(f"\npeer / ours at 75%: {f'{at75:.1f}x' if at75 else '-'} (goal >= {GOAL_RATIO_AT_75:.0f}x); rewrote {path}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget-minutes", type=float, default=15.0, help="training-time budget per recipe (default 15)")
@@ -218,7 +247,10 @@ def main(argv=None) -> int:
     p.add_argument("--data", help="CIFAR-10 source (default: see load_cifar10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="artifacts", help="metrics/ and figures/ go below it (default artifacts)")
+    p.add_argument("--resummarize", metavar="JSON", help="recompute the tables of a stored result from its curves")
     args = p.parse_args(argv)
+    if args.resummarize:
+        return resummarize(Path(args.resummarize))
     if args.quick:
         args.limit, args.test_limit, args.budget_minutes = 2000, 1000, 1.0
         args.ours_epochs = args.resnet9_epochs = 2
@@ -239,12 +271,15 @@ def main(argv=None) -> int:
             if not r.done(budget):
                 r.step(splits.x_test, splits.y_test, print)
     wall = time.perf_counter() - t0
+    for r in recipes:
+        r.finished = r.epoch >= r.epochs
     print()
     result = {"targets": target_rows(recipes), "recipes": {}}
     print()
     result["budgets"] = budget_rows(recipes, budget)
     for r in recipes:
         result["recipes"][r.name] = {"model": model_summary(r.model), "precision": r.precision, "epochs_run": r.epoch,
+                                     "epochs_planned": r.epochs,
                                      "train_time_s": round(r.train_time, 1), "curve": r.curve,
                                      "final_test_accuracy": r.curve[-1][1] if r.curve else None}
     at75 = result["targets"]["0.75"]["ratio"]

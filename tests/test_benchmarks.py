@@ -51,3 +51,14 @@ def test_target_rows_ratio_uses_measured_ours_and_marks_extrapolation(t2a):
     assert r75["ratio"] == pytest.approx(math.exp(7.5) / 120, rel=1e-3)
     assert rows["0.94"]["ours_s"] is None and rows["0.94"]["ratio"] is None
     assert set(rows) == {"0.75", "0.85", "0.90", "0.93", "0.94"}
+
+
+def test_a_recipe_that_finished_its_schedule_is_not_extrapolated(t2a):
+    """Extrapolation is for a curve the budget cut short; a finished schedule does not keep rising."""
+    curve = _curve([(math.exp(a * 10), a) for a in (0.50, 0.60, 0.65, 0.70, 0.72)])
+    ours = SimpleNamespace(name="ours", curve=_curve([(60, 0.80)]))
+    cut = SimpleNamespace(name="peer", curve=curve, finished=False)
+    done = SimpleNamespace(name="resnet9", curve=curve, finished=True)
+    rows = t2a.target_rows((ours, done, cut), log=lambda *a: None)
+    assert rows["0.75"]["peer_how"] == "extrapolated" and rows["0.75"]["resnet9_how"] == "not reached"
+    assert rows["0.75"]["resnet9_s"] is None and rows["0.75"]["ratio_resnet9"] is None

@@ -242,12 +242,12 @@ def test_json_output_is_calibrated_with_the_sidecar(models, images, capsys):
 
     expected = _expected_probs(models["model"], path, TEMPERATURE)
     got = np.array([dict((p["label"], p["probability"]) for p in preds)[c] for c in CLASS_NAMES])
-    assert np.abs(got - expected).max() < 2e-6
+    assert np.abs(got - expected).max() < 5e-6  # JSON rounds to 6 decimals; float32 kernels may differ in the last bits
     # --no-calibration: T = 1
     assert main([str(path), "--model", str(models["keras"]), "--json", "--top-k", "10", "--no-calibration"]) == 0
     raw = json.loads(capsys.readouterr().out)[0]["predictions"]
     got_raw = np.array([dict((p["label"], p["probability"]) for p in raw)[c] for c in CLASS_NAMES])
-    assert np.abs(got_raw - _expected_probs(models["model"], path, 1.0)).max() < 2e-6
+    assert np.abs(got_raw - _expected_probs(models["model"], path, 1.0)).max() < 5e-6
     assert got_raw.max() > got.max()  # T = 2 softens
 
 

@@ -211,6 +211,17 @@ def budget_rows(recipes, budget_s, log=print):
     return rows
 
 
+def summarize(recipes, budget_s: float) -> dict:
+    """``targets``, ``budgets`` and ``goals`` of a result, from the recipes' curves (printed as tables)."""
+    targets = target_rows(recipes)
+    print()
+    budgets = budget_rows(recipes, budget_s)
+    at75 = targets["0.75"]["ratio"]
+    print(f"\npeer / ours at 75%: {f'{at75:.1f}x' if at75 else '-'} (goal >= {GOAL_RATIO_AT_75:.0f}x)")
+    return {"targets": targets, "budgets": budgets,
+            "goals": {"peer_over_ours_at_0.75_at_least": GOAL_RATIO_AT_75, "met": bool(at75 and at75 >= GOAL_RATIO_AT_75)}}
+
+
 def resummarize(path: Path) -> int:
     """Recompute ``targets`` and ``budgets`` of a stored result from its curves (same rules as a run)."""
     from types import SimpleNamespace
@@ -225,13 +236,9 @@ def resummarize(path: Path) -> int:
 
     recipes = [SimpleNamespace(name=name, curve=[tuple(c) for c in rec["curve"]], finished=finished(rec))
                for name, rec in result["recipes"].items()]
-    result["targets"] = target_rows(recipes)
-    print()
-    result["budgets"] = budget_rows(recipes, result["budget_minutes_per_recipe"] * 60)
-    at75 = result["targets"]["0.75"]["ratio"]
-    result["goals"] = {"peer_over_ours_at_0.75_at_least": GOAL_RATIO_AT_75, "met": bool(at75 and at75 >= GOAL_RATIO_AT_75)}
+    result.update(summarize(recipes, budget_s))
     write_json(path, result)
-    print(f"\npeer / ours at 75%: {f'{at75:.1f}x' if at75 else '-'} (goal >= {GOAL_RATIO_AT_75:.0f}x); rewrote {path}")
+    print(f"rewrote {path}")
     return 0
 
 
@@ -274,17 +281,13 @@ def main(argv=None) -> int:
     for r in recipes:
         r.finished = r.epoch >= r.epochs
     print()
-    result = {"targets": target_rows(recipes), "recipes": {}}
-    print()
-    result["budgets"] = budget_rows(recipes, budget)
+    result = {**summarize(recipes, budget), "recipes": {}}
     for r in recipes:
         result["recipes"][r.name] = {"model": model_summary(r.model), "precision": r.precision, "epochs_run": r.epoch,
                                      "epochs_planned": r.epochs,
                                      "train_time_s": round(r.train_time, 1), "curve": r.curve,
                                      "final_test_accuracy": r.curve[-1][1] if r.curve else None}
-    at75 = result["targets"]["0.75"]["ratio"]
     result.update({
-        "goals": {"peer_over_ours_at_0.75_at_least": GOAL_RATIO_AT_75, "met": bool(at75 and at75 >= GOAL_RATIO_AT_75)},
         "budget_minutes_per_recipe": args.budget_minutes, "wall_clock_s": round(wall, 1),
         "data": describe_data(splits), "interleaved": True, "environment": environment_info(), "quick": bool(args.quick),
     })
@@ -295,7 +298,7 @@ def main(argv=None) -> int:
 
     curves = {r.name: ([c[0] for c in r.curve], [c[1] for c in r.curve]) for r in recipes}
     save_figure(time_to_accuracy_plot(curves, TARGETS), Path(args.out) / "figures" / name.replace(".json", ".png"))
-    print(f"\npeer / ours at 75%: {f'{at75:.1f}x' if at75 else '-'} (goal >= {GOAL_RATIO_AT_75:.0f}x); wrote {out}")
+    print(f"wrote {out}")
     return 0
 
 

@@ -133,7 +133,8 @@ def calibrate_checkpoint(checkpoint, run_dir=None, out_dir=None, figures_dir=Non
         return apply_temperature(predict_logits(model, images, batch_size), temperature)
 
     result["ood"] = {**ood_rule(threshold), "benchmark": ood_benchmark(
-        calibrated_probs, splits.x_val, splits.x_test, threshold=threshold)}
+        calibrated_probs, splits.x_val, splits.x_test, threshold=threshold,
+        test_probs=apply_temperature(test_logits, temperature))}
 
     name = checkpoint.stem
     out_dir = Path(out_dir) if out_dir else (run_dir or checkpoint.parent)

@@ -126,7 +126,7 @@ def ood_sets(test_images: np.ndarray, n: int = 500, seed: int = 0) -> dict[str, 
 
 
 def ood_benchmark(predict_probs, val_images, test_images, threshold: float | None = None,
-                  acceptance: float = DEFAULT_ACCEPTANCE, n: int = 500, seed: int = 0) -> dict:
+                  acceptance: float = DEFAULT_ACCEPTANCE, n: int = 500, seed: int = 0, test_probs=None) -> dict:
     """AUROC and flag rates of the max-probability caution, in-distribution test split vs each OOD set.
 
     Args:
@@ -135,6 +135,7 @@ def ood_benchmark(predict_probs, val_images, test_images, threshold: float | Non
         test_images: in-distribution test images.
         threshold, acceptance: a fitted threshold, or the acceptance rate to fit one for.
         n, seed: size and seed of each OOD set.
+        test_probs: the test images' calibrated probabilities when the caller has them already.
 
     Returns:
         ``{"score", "threshold", "acceptance", "test_flagged", "families": {name: {"auroc", "flagged", "n"}},
@@ -142,7 +143,7 @@ def ood_benchmark(predict_probs, val_images, test_images, threshold: float | Non
     """
     if threshold is None:
         threshold = fit_threshold(msp_score(predict_probs(val_images)), acceptance)
-    test_scores = msp_score(predict_probs(test_images))
+    test_scores = msp_score(predict_probs(test_images) if test_probs is None else test_probs)
     families = {}
     for name, images in ood_sets(test_images, n, seed).items():
         scores = msp_score(predict_probs(images))

@@ -50,6 +50,7 @@ LAYERS = {
     "deploy": UPPER,
     "reporting": UPPER,
     "course": UPPER,
+    "dashboard": UPPER,
     "cli": TOP,
 }
 # Entry points: they exist only to call the command line.

@@ -19,9 +19,9 @@ import sys
 from visiondl_keras.cli.common import Parser, quiet_backend_import
 from visiondl_keras.errors import VisionDLError
 
-# Commands that never need Keras (the TFLite inference path, writing samples, grading): nothing
-# is imported for them up front.
-LIGHT_COMMANDS = ("infer", "samples", "grade")
+# Commands that never need Keras up front (the TFLite inference path, writing samples, grading,
+# the dashboard, which loads its models on first use): nothing is imported for them up front.
+LIGHT_COMMANDS = ("infer", "samples", "grade", "dashboard")
 
 # Command modules, in the order their commands appear in --help.
 COMMAND_MODULES = (
@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "visiondl_keras.cli.infer",
     "visiondl_keras.cli.model_card",
     "visiondl_keras.cli.grade",
+    "visiondl_keras.cli.dashboard",
 )
 
 

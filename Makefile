@@ -20,7 +20,7 @@ help:
 $(VENV)/.installed-core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e .
+	$(PIP) install --quiet -e ".[cpu]"
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-core pyproject.toml

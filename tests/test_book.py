@@ -32,7 +32,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
+# VISIONDL_BOOK_HTML checks a book built elsewhere (default: this checkout's _build/html).
+HTML = Path(os.environ.get("VISIONDL_BOOK_HTML") or ROOT / "_build" / "html")
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 LESSON_SOURCES = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.md"))
 
@@ -141,6 +142,64 @@ def test_reference_numbers_state_their_data_source_or_absence():
         text = _soup(page).get_text()
         if "reference" in text.lower():
             assert ("Measured on" in text or "not committed yet" in text or "JPEG" in text or "CIFAR-10" in text), page.name
+
+
+def test_math_is_served_by_the_book_itself():
+    """Pages with equations load MathJax from the build (``_static/mathjax``), never from a CDN."""
+    assert (HTML / "_static" / "mathjax" / "MathJax.js").is_file(), "MathJax was not copied into the build"
+    pages_with_math = 0
+    for page in _pages():
+        soup = _soup(page)
+        sources = [s.get("src", "") for s in soup.find_all("script")]
+        remote = [u for u in sources if "mathjax" in u.lower() and urllib.parse.urlsplit(u).scheme]
+        assert not remote, f"{page.name} loads MathJax from the network: {remote}"
+        if soup.select("span.math, div.math"):
+            pages_with_math += 1
+            assert any("_static/mathjax/MathJax.js" in u for u in sources), f"{page.name}: equations but no MathJax"
+    assert pages_with_math >= 4, f"only {pages_with_math} pages hold equations"
+
+
+def _repository_url() -> str:
+    m = re.search(r"^repository:\s*\n\s+url:\s*\"?([^\"\n]+)", (ROOT / "_config.yml").read_text(), re.M)
+    assert m, "_config.yml names no repository url"
+    return m.group(1).rstrip("/")
+
+
+def test_each_lesson_has_its_notebook_and_a_colab_link():
+    """Each lesson page links to its .ipynb (written by the build) and to Colab, both from the one repository setting."""
+    repo = _repository_url()
+    for page in _lesson_pages():
+        soup = _soup(page)
+        hrefs = [a.get("href", "") for a in soup.find_all("a")]
+        notebook = f"../notebooks/{page.stem}.ipynb"
+        assert notebook in hrefs, f"{page.name}: no link to its notebook"
+        nb = json.loads((page.parent / notebook).resolve().read_text())
+        first = "".join(nb["cells"][0]["source"])
+        assert "google.colab" in first and repo in first, f"{page.name}: the notebook's first cell does not set up Colab"
+        assert "tensorflow" not in first.lower().replace("colab's own tensorflow", ""), \
+            f"{page.name}: the Colab cell must not install a TensorFlow of its own"
+        owner_repo = urllib.parse.urlsplit(repo).path.strip("/")
+        colab = [h for h in hrefs if h.startswith("https://colab.research.google.com/github/")]
+        assert colab and owner_repo in colab[0] and colab[0].endswith(f"/notebooks/{page.stem}.ipynb"), \
+            f"{page.name}: Colab link {colab}"
+
+
+# Things a reader must not see in executed output: logs, warnings, raw progress bars.
+_NOISE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::|oneDNN|WARNING:tensorflow|UserWarning|DeprecationWarning|"
+                    r"━━━━|\d+/\d+ \[=+|\r", re.M)
+# Nor anything about the machine the book was built on, or notes meant for the authors.
+_AUTHOR_FACING = re.compile(r"/work/|/tmp/|/home/\w+|/root/|\bTODO\b|\bFIXME\b|\bdeadline\b|\bthe lead\b", re.I)
+
+
+def test_outputs_are_clean_and_pages_speak_to_readers():
+    for page in _lesson_pages() + [HTML / "book" / "intro.html", HTML / "book" / "setup.html"]:
+        soup = _soup(page)
+        for out in soup.select("div.cell_output"):
+            m = _NOISE.search(out.get_text())
+            assert not m, f"{page.name}: log line, warning or progress bar in an output: {out.get_text()[:200]!r}"
+        main = soup.select_one("main") or soup
+        m = _AUTHOR_FACING.search(main.get_text())
+        assert not m, f"{page.name}: {m.group(0)!r} in the page: ...{main.get_text()[max(0, m.start() - 80):m.end() + 80]}..."
 
 
 # ------------------------------------------------------------------------------------------------
@@ -254,7 +313,29 @@ _PAGE_STATE = """
 (async () => {
   await Promise.all(Array.from(document.images).map(img => img.complete ? null :
       new Promise(r => { img.addEventListener('load', r); img.addEventListener('error', r); })));
+  // MathJax typesets after the load event; wait until its queue is empty.
+  for (let i = 0; i < 100 && document.querySelector('.math') && !(window.MathJax && MathJax.Hub); i++)
+    await new Promise(r => setTimeout(r, 100));
+  if (window.MathJax && MathJax.Hub) await new Promise(r => MathJax.Hub.Queue(r));
+  // Text a reader sees outside code: raw TeX delimiters there mean an equation was not rendered.
+  const walker = document.createTreeWalker(document.querySelector('main') || document.body, NodeFilter.SHOW_TEXT);
+  let prose = '';
+  for (let n = walker.nextNode(); n; n = walker.nextNode())
+    if (!n.parentElement.closest('pre, code, script, style, .MathJax_Preview')) prose += n.textContent + ' ';
+  const bs = String.fromCharCode(92), rawTex = [bs + '(', bs + '[', '$$'];
+  const hit = rawTex.map(d => prose.indexOf(d)).filter(k => k >= 0).sort((a, b) => a - b)[0];
+  const rawSample = hit === undefined ? '' : prose.slice(Math.max(0, hit - 60), hit + 60);
+  const article = document.querySelector('article') || document.body;
+  const figures = Array.from(document.querySelectorAll('div.cell_output img')).map(i => ({
+      src: i.getAttribute('src').slice(-60), natural: i.naturalWidth, shown: i.clientWidth}));
   return {
+    math_sources: document.querySelectorAll('span.math, div.math').length,
+    math_rendered: document.querySelectorAll('.MathJax, .MathJax_Display, mjx-container').length,
+    raw_tex: rawTex.reduce((a, d) => a + prose.split(d).length - 1, 0),
+    raw_tex_sample: rawSample,
+    article_width: article.clientWidth,
+    page_width: document.documentElement.scrollWidth,
+    figures: figures,
     title: document.title,
     images: document.images.length,
     broken: Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)
@@ -292,6 +373,11 @@ async def _visit_all(page_ws, urls, shots_dir: Path):
     return results
 
 
+# A figure drawn by plots.py at its smallest font (7 pt at 100 dpi, ~9.7 px) must not be shrunk by more than this
+# for its text to stay above ~9 px on screen.
+MIN_FIGURE_SCALE = 0.92
+
+
 def test_lesson_pages_in_headless_chromium(server, browser):
     """Each lesson loads, has outputs and no broken image or JS exception; screenshots are saved."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -315,8 +401,19 @@ def test_lesson_pages_in_headless_chromium(server, browser):
                 problems.append(f"{name}: {st['errors']} error outputs")
             if st["images"] < 1:
                 problems.append(f"{name}: no images")
+        if st["math_sources"] and not st["math_rendered"]:
+            problems.append(f"{name}: {st['math_sources']} equations, none rendered by MathJax")
+        if st["raw_tex"]:
+            problems.append(f"{name}: raw TeX delimiters in the text: {st['raw_tex_sample']!r}")
+        if st["page_width"] > 1280:
+            problems.append(f"{name}: the page scrolls sideways ({st['page_width']} px wide at a 1280 px viewport)")
+        for fig in st["figures"]:
+            if fig["natural"] and fig["shown"] < MIN_FIGURE_SCALE * fig["natural"]:
+                problems.append(f"{name}: figure ...{fig['src']} shown at {fig['shown']} of {fig['natural']} px: "
+                                "its text would be too small (plots.py keeps figures within the text column)")
         shot = Path(st["screenshot"])
         if not shot.is_file() or shot.stat().st_size < 10_000:
             problems.append(f"{name}: screenshot missing or blank ({shot})")
     (SCREENSHOTS / "report.json").write_text(json.dumps(results, indent=1))
+    assert sum(st["math_rendered"] for st in results.values()) > 0, "no rendered equation in any lesson"
     assert not problems, "\n".join(problems)

@@ -3,13 +3,15 @@
 The lessons teach the package (:mod:`visiondl_keras`); this module only does book chores:
 
 * ``QUICK`` is ``True`` unless the environment variable ``VISIONDL_QUICK`` is ``"0"``. Quick mode
-  (the default, and what CI runs) uses stratified subsets and few epochs so that a lesson executes
-  in about a minute on two CPU cores; ``VISIONDL_QUICK=0`` runs the full version.
+  (the default, and what CI runs) uses small budgets so that a lesson executes in a few minutes
+  on two CPU cores; ``VISIONDL_QUICK=0`` runs the full version.
 * ``artifact("runs/scratch_reference/metrics.json")`` finds a file under ``artifacts/`` of the
   repository; :func:`show_image`, :func:`load_json` and :func:`load_csv` display a visible note
   instead of failing when a reference artifact has not been produced yet, so the book always builds.
-* :func:`lesson_model` returns the shipped reference checkpoint, or (when it is absent) a small model
-  trained on the spot with :func:`visiondl_keras.training.scratch.train`.
+* :func:`lesson_model` returns the lessons' model: in quick mode the fast recipe of lesson 3 at half width,
+  trained on the full training split once and shared by the lessons; in full mode the shipped checkpoint.
+* :func:`glue` stores a computed value for a ``{glue:text}`` role, so that prose never types a measurement.
+* A relative ``VISIONDL_DATA`` is resolved against the directory it was set in, then the repository root.
 
 Example:
     >>> import bookutils as bk
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import warnings
 from pathlib import Path
 
@@ -43,6 +44,22 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 QUICK: bool = os.environ.get("VISIONDL_QUICK", "1").strip() != "0"
 
 
+def _resolve_data_env(root: Path) -> str | None:
+    """Make a relative ``VISIONDL_DATA`` absolute, whatever the working directory of the lesson.
+
+    A relative path is tried against the directory the variable was set in (the shell's ``PWD``, which a
+    kernel inherits), then against the repository root; the first that exists is written back.
+    """
+    value = os.environ.get("VISIONDL_DATA")
+    if not value or Path(value).expanduser().is_absolute():
+        return value
+    for base in (os.environ.get("PWD"), root, Path.cwd()):
+        if base and (Path(base) / value).exists():
+            os.environ["VISIONDL_DATA"] = str((Path(base) / value).resolve())
+            break
+    return os.environ["VISIONDL_DATA"]
+
+
 def _find_root() -> Path:
     here = Path.cwd().resolve()
     for p in (here, *here.parents):
@@ -53,6 +70,7 @@ def _find_root() -> Path:
 
 ROOT: Path = _find_root()
 ARTIFACTS: Path = ROOT / "artifacts"
+_resolve_data_env(ROOT)
 # The shipped model: the fast recipe (preset 94), its run files and its checkpoint.
 REFERENCE_NAME: str = "scratch_airbench94"
 REFERENCE_RUN: Path = ARTIFACTS / "runs" / REFERENCE_NAME
@@ -173,38 +191,73 @@ def splits(limit: int | None = 5000, test_limit: int | None = 2000, val_size: in
     return train_val_split(ds, val_size=val_size, seed=seed, limit=full_limit, test_limit=full_test_limit)
 
 
-def lesson_model(quick_epochs: int = 2, limit: int = 3000):
-    """The model that lessons 05-09 analyse, and a sentence describing where it comes from.
+# The lessons' own model (quick mode): the fast recipe of lesson 3 at half width, for a few epochs on the full
+# training split. Lesson 3 trains it live; lessons 5-9 reuse the same run directory (a completed run with the
+# same configuration is read, not retrained), so the book trains it once.
+LESSON_RUN_NAME: str = "fast_quick"
+LESSON_RECIPE: dict = {"preset": "fast", "widths": [32, 128, 128], "epochs": 4}
 
-    The shipped reference checkpoint ``artifacts/checkpoints/scratch_airbench94.keras`` when it is in
-    the repository; otherwise a small ResNet-9 trained here with :func:`visiondl_keras.training.scratch.train`
-    (quick configuration), with a visible note.
+
+def lesson_config(epochs: int | None = None, limit: int | None = None):
+    """The :class:`~visiondl_keras.training.config.TrainConfig` of the lessons' model (``LESSON_RECIPE``).
+
+    ``preset_config("fast")`` (the fast recipe of lesson 3) at half width (``widths=[32, 128, 128]``) for
+    ``epochs`` epochs (default ``LESSON_RECIPE["epochs"]``) on the full training split (or ``limit`` images).
+    """
+    from visiondl_keras.training.config import preset_config
+
+    recipe = dict(LESSON_RECIPE)
+    preset = recipe.pop("preset")
+    if epochs is not None:
+        recipe["epochs"] = epochs
+    return preset_config(preset, limit=limit, **recipe)
+
+
+def describe_run(metrics: dict, config) -> str:
+    """One sentence on a trained run: network, budget, test accuracy and training time (all read from the run)."""
+    d = metrics["data"]
+    tta = (metrics.get("tta") or {}).get(str(config.tta_level), {}).get("test_accuracy")
+    with_tta = f" ({tta:.1%} with test-time augmentation)" if tta is not None and config.tta_level else ""
+    return (f"the fast recipe (lesson 3) at widths {config.widths}, trained for {config.epochs} epochs on "
+            f"{d['n_train']:,} training images in {metrics['train_time_s'] / 60:.1f} min: test accuracy "
+            f"{metrics['test_accuracy']:.1%}{with_tta} on {d['n_test']:,} test images of the {d.get('description', 'CIFAR-10')}")
+
+
+def lesson_model(quick_epochs: int = LESSON_RECIPE["epochs"], limit: int | None = None):
+    """The model that lessons 05-09 analyse, its checkpoint, and a sentence describing where it comes from.
+
+    Quick mode: the fast recipe at half width (:func:`lesson_config`), trained on the full training split
+    in ``runs/lessons/fast_quick`` (git-ignored). Lesson 3 trains it live; when that run is complete with
+    the same configuration it is loaded, otherwise it is trained here first (a few minutes on two CPU cores).
+    Full mode (``VISIONDL_QUICK=0``): the shipped reference checkpoint
+    ``artifacts/checkpoints/scratch_airbench94.keras``, or, when it is absent, the ``94`` preset trained here.
 
     Returns:
         ``(model, checkpoint_path, description)``.
     """
     from visiondl_keras.models import load_checkpoint
-
-    if REFERENCE_CHECKPOINT.is_file():
-        model = load_checkpoint(REFERENCE_CHECKPOINT)
-        desc = f"the reference checkpoint `artifacts/checkpoints/{REFERENCE_NAME}.keras`"
-        return model, REFERENCE_CHECKPOINT, desc
-    from visiondl_keras.training.config import quick_config
+    from visiondl_keras.training.config import preset_config
     from visiondl_keras.training.scratch import train
-    note(f"The reference checkpoint `artifacts/checkpoints/{REFERENCE_NAME}.keras` is not committed yet "
-         "(produce it with `make reference`). This lesson trains a small stand-in model instead, so its "
-         "numbers are far below the reference model's.", "warning")
-    # Shared by lessons 5-9 (git-ignored): the first lesson that needs it trains it, the others reuse it
-    # (train() returns a completed run with the same configuration as it is).
-    run_dir = ROOT / "runs" / "lessons" / "standin"
-    t0 = time.perf_counter()
-    metrics = train(quick_config(epochs=quick_epochs, limit=limit, val_size=5000, test_limit=1000), run_dir,
-                    progress=False, log=lambda *a: None)
-    model = load_checkpoint(run_dir / "best.keras")
-    desc = (f"a stand-in ResNet-9 (width 16) trained for {quick_epochs} epochs on {limit:,} images "
-            f"({metrics['train_time_s']:.0f} s of training; loaded in {time.perf_counter() - t0:.0f} s), "
-            f"test accuracy {metrics['test_accuracy']:.3f} on {metrics['data']['n_test']:,} test images")
-    return model, run_dir / "best.keras", desc
+
+    if not QUICK and REFERENCE_CHECKPOINT.is_file():
+        model = load_checkpoint(REFERENCE_CHECKPOINT)
+        ref = load_json(f"runs/{REFERENCE_NAME}/metrics.json")
+        desc = f"the reference checkpoint `artifacts/checkpoints/{REFERENCE_NAME}.keras`"
+        if ref:
+            desc += f" (test accuracy {ref['test_accuracy']:.1%}; {measured_on(ref)})"
+        return model, REFERENCE_CHECKPOINT, desc
+    config = lesson_config(quick_epochs, limit) if QUICK else preset_config("94")
+    run = ROOT / "runs" / "lessons" / (LESSON_RUN_NAME if QUICK else "fast_full")
+    metrics = train(config, run, progress=False, log=lambda *a: None)
+    return load_checkpoint(run / "best.keras"), run / "best.keras", describe_run(metrics, config)
+
+
+def glue(name: str, value, display: bool = False):
+    """Store ``value`` under ``name`` for ``{glue:text}`name:format``` roles in the lesson's prose (myst-nb)."""
+    from myst_nb import glue as _glue
+
+    _glue(name, value, display=display)
+    return value
 
 
 def table(rows, columns=None, index=None, floatfmt: str = "{:.4f}"):

@@ -20,8 +20,31 @@ import numpy as np  # noqa: E402
 from visiondl_keras.data import augment  # noqa: E402
 from visiondl_keras.io import atomic_write_bytes  # noqa: E402
 
-STYLE = {"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
+# One size for every figure: shown at 100 dpi, no figure is wider than the book's text column at a 1280-px
+# screen (MAX_WIDTH inches), and no text is smaller than MIN_FONT points (about 9.7 px at 100 dpi).
+DPI = 100
+MAX_WIDTH = 7.4
+MIN_FONT = 7
+MAX_COLUMNS = 8
+STYLE = {"figure.dpi": DPI, "savefig.dpi": "figure", "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9,
+         "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8, "figure.titlesize": 10,
+         "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
 plt.rcParams.update(STYLE)
+
+
+def _figsize(width: float, height: float) -> tuple[float, float]:
+    """``(width, height)`` in inches, scaled down together to at most ``MAX_WIDTH`` wide."""
+    if width > MAX_WIDTH:
+        height, width = height * MAX_WIDTH / width, MAX_WIDTH
+    return (width, height)
+
+
+def _fit(text: str, width_in: float, fontsize: float = MIN_FONT) -> str:
+    """``text`` wrapped so that each line fits ``width_in`` inches at ``fontsize`` points (titles never overlap)."""
+    import textwrap
+
+    chars = max(6, int(width_in * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in str(text).split("\n"))
 
 
 def save_figure(fig, path, dpi: int = 150):
@@ -33,12 +56,13 @@ def save_figure(fig, path, dpi: int = 150):
 
 
 def image_grid(images: np.ndarray, titles=None, ncols: int = 8, scale: float = 1.3, suptitle: str | None = None):
-    """A grid of uint8 (or [0, 1] float) images with optional titles."""
+    """A grid of uint8 (or [0, 1] float) images with optional titles (at most ``MAX_COLUMNS`` columns)."""
     images = np.asarray(images)
     n = len(images)
-    ncols = max(1, min(ncols, n))
+    ncols = max(1, min(ncols, n, MAX_COLUMNS))
+    scale = min(scale, MAX_WIDTH / ncols)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * (1.25 if titles is not None else 1)), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=_figsize(ncols * scale, nrows * scale * (1.25 if titles is not None else 1)), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i in range(n):
@@ -48,7 +72,7 @@ def image_grid(images: np.ndarray, titles=None, ncols: int = 8, scale: float = 1
             img = np.clip(img, 0, 1) if img.max() <= 1.0 else np.clip(img, 0, 255).astype(np.uint8)
         ax.imshow(img, interpolation="nearest")
         if titles is not None:
-            ax.set_title(str(titles[i]), fontsize=7)
+            ax.set_title(_fit(titles[i], scale), fontsize=MIN_FONT)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
@@ -62,7 +86,7 @@ def augmentation_grid(rows: np.ndarray, names=None, title: str | None = None):
     """Rows of images: ``rows[0]`` the originals, ``rows[1:]`` augmented versions (shape (R, N, H, W, C), 0-255)."""
     rows = np.asarray(rows)
     r, n = rows.shape[:2]
-    fig, axes = plt.subplots(r, n, figsize=(n * 1.2, r * 1.25), squeeze=False)
+    fig, axes = plt.subplots(r, n, figsize=_figsize(n * 1.2, r * 1.25), squeeze=False)
     for i in range(r):
         for j in range(n):
             ax = axes[i, j]
@@ -82,7 +106,7 @@ def augmentation_grid(rows: np.ndarray, names=None, title: str | None = None):
 def training_curves(history: list[dict], title: str | None = None):
     """Loss and accuracy per epoch (train and validation) from ``history.csv`` rows."""
     epochs = [int(h["epoch"]) for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=_figsize(10, 3.6))
     for key, label in (("loss", "train"), ("val_loss", "validation")):
         if history and key in history[0]:
             ax1.plot(epochs, [float(h[key]) for h in history], marker=".", label=label)
@@ -103,7 +127,7 @@ def training_curves(history: list[dict], title: str | None = None):
 
 def lr_schedule_plot(steps: np.ndarray, series: dict, ylabel: str = "learning rate"):
     """One line per named schedule over training steps."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=_figsize(6, 3.5))
     for name, values in series.items():
         ax.plot(steps, values, label=name)
     ax.set_xlabel("step")
@@ -115,7 +139,7 @@ def lr_schedule_plot(steps: np.ndarray, series: dict, ylabel: str = "learning ra
 
 def lr_finder_plot(lrs: np.ndarray, losses: np.ndarray, suggested: float | None = None):
     """Smoothed loss against the learning rate (log scale) of an LR range test."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=_figsize(6, 3.5))
     ax.plot(lrs, losses)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
@@ -129,7 +153,7 @@ def lr_finder_plot(lrs: np.ndarray, losses: np.ndarray, suggested: float | None 
 
 def ablation_bars(rows: list[dict], metric: str = "test_accuracy", title: str | None = None):
     """Bar chart of mean +- std of ``metric`` per policy (rows with policy, mean, std)."""
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = plt.subplots(figsize=_figsize(7, 3.6))
     names = [r["policy"] for r in rows]
     means = [r["mean"] for r in rows]
     stds = [r["std"] for r in rows]
@@ -147,7 +171,7 @@ def ablation_bars(rows: list[dict], metric: str = "test_accuracy", title: str | 
 
 def time_to_accuracy_plot(curves: dict, targets=(0.7, 0.75, 0.8, 0.85)):
     """Test accuracy against wall-clock seconds, one line per recipe; dotted lines at the targets."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=_figsize(7, 4))
     for name, (secs, accs) in curves.items():
         ax.plot(np.asarray(secs) / 60.0, accs, marker=".", label=name)
     for t in targets:
@@ -187,7 +211,7 @@ def transfer_accuracy_curves(
         series.append((reference.get("label", "scratch reference"), reference["rows"], {"color": "k", "ls": "--", "lw": 1.2}))
     longest = max((float(r["time_s"]) for _, rows, _ in series for r in rows), default=0.0)
     scale, unit = (60.0, "minutes") if x == "time_s" and longest > 300 else (1.0, "seconds")
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=_figsize(7.5, 4.2))
     for label, rows, style in series:
         xs = [float(r[x]) / (scale if x == "time_s" else 1.0) for r in rows]
         ax.plot(xs, [float(r["val_accuracy"]) for r in rows], label=label, **style)
@@ -213,7 +237,7 @@ def confusion_matrix_figure(normalized, class_names, counts=None, title: str = "
     """Heatmap of a row-normalised confusion matrix; cells show the rate (and the count when given)."""
     cm = np.asarray(normalized, dtype=float)
     k = len(class_names)
-    fig, ax = plt.subplots(figsize=(0.62 * k + 2.2, 0.55 * k + 1.6))
+    fig, ax = plt.subplots(figsize=_figsize(0.62 * k + 2.2, 0.55 * k + 1.6))
     im = ax.imshow(cm, cmap="Blues", vmin=0.0, vmax=1.0)
     ax.grid(False)
     ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=8)
@@ -223,7 +247,7 @@ def confusion_matrix_figure(normalized, class_names, counts=None, title: str = "
     for i in range(k):
         for j in range(k):
             text = f"{cm[i, j]:.2f}" if counts is None else f"{cm[i, j]:.2f}\n{int(np.asarray(counts)[i, j])}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=6, color="white" if cm[i, j] > 0.5 else "black")
+            ax.text(j, i, text, ha="center", va="center", fontsize=MIN_FONT, color="white" if cm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     ax.set_title(title)
     fig.tight_layout()
@@ -235,7 +259,7 @@ def per_class_figure(report: dict, title: str = "Per-class precision, recall and
     names = list(report["per_class"])
     metrics = ("precision", "recall", "f1")
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(names)), 3.4))
+    fig, ax = plt.subplots(figsize=_figsize(max(6.0, 0.7 * len(names)), 3.4))
     for i, m in enumerate(metrics):
         ax.bar(x + (i - 1) * 0.27, [report["per_class"][n][m] for n in names], width=0.27, label=m)
     ax.set_xticks(x, names, rotation=30, ha="right")
@@ -258,7 +282,7 @@ def misclassification_gallery(images, items, ncols: int = 8, title: str = "Highe
 
 
 def gradcam_gallery(images, overlays, titles, correct, extra_overlays=None, row_labels=("image", "Grad-CAM", "Grad-CAM++"),
-                    ncols: int = 12, title: str | None = None):
+                    ncols: int = MAX_COLUMNS, title: str | None = None):
     """Grad-CAM gallery: per example a column with the image, its overlay(s); green/red titles = right/wrong.
 
     Args:
@@ -274,9 +298,9 @@ def gradcam_gallery(images, overlays, titles, correct, extra_overlays=None, row_
     images = np.asarray(images)
     n = len(images)
     per = 2 if extra_overlays is None else 3
-    ncols = max(1, min(ncols, n))
+    ncols = max(1, min(ncols, n, MAX_COLUMNS))
     blocks = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(blocks * per, ncols, figsize=(ncols * 1.25, blocks * per * 1.3 + 0.6), squeeze=False)
+    fig, axes = plt.subplots(blocks * per, ncols, figsize=_figsize(ncols * 1.25, blocks * per * 1.3 + 0.6), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i in range(n):
@@ -286,7 +310,7 @@ def gradcam_gallery(images, overlays, titles, correct, extra_overlays=None, row_
             ax = axes[b * per + r, c]
             ax.imshow(img, interpolation="nearest")
             if r == 0:
-                ax.set_title(titles[i], fontsize=6.5, color="tab:green" if correct[i] else "tab:red")
+                ax.set_title(_fit(titles[i], MAX_WIDTH / ncols), fontsize=MIN_FONT, color="tab:green" if correct[i] else "tab:red")
             if c == 0:
                 ax.axis("on")
                 ax.set_xticks([])
@@ -305,7 +329,7 @@ def sanity_check_figure(result: dict, images=None, original_overlays=None, rando
     """Cascading randomisation (Adebayo et al.): mean Spearman per step, and example maps before/after."""
     steps = result["steps"]
     n_ex = 0 if images is None else min(6, len(images))
-    fig = plt.figure(figsize=(10, 3.2 if n_ex == 0 else 6.0))
+    fig = plt.figure(figsize=_figsize(10, 3.2 if n_ex == 0 else 6.0))
     outer = fig.add_gridspec(2 if n_ex else 1, 1, height_ratios=[1.5, 1] if n_ex else [1])
     ax = fig.add_subplot(outer[0])
     xs = np.arange(1, len(steps) + 1)
@@ -327,7 +351,7 @@ def sanity_check_figure(result: dict, images=None, original_overlays=None, rando
                 a = fig.add_subplot(gs[0, 3 * i + r])
                 a.imshow(img, interpolation="nearest")
                 a.axis("off")
-                a.set_title(lab, fontsize=6)
+                a.set_title(lab, fontsize=MIN_FONT)
     fig.tight_layout()
     return fig
 
@@ -335,7 +359,7 @@ def sanity_check_figure(result: dict, images=None, original_overlays=None, rando
 def robustness_curves(noise: dict | None, attacks: dict | None, title: str | None = None):
     """Accuracy vs Gaussian-noise sigma, and vs FGSM / PGD epsilon (both in 0-255 pixel units)."""
     panels = [p for p in (noise, attacks) if p]
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.6 * max(1, len(panels)), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=_figsize(4.6 * max(1, len(panels)), 3.4), squeeze=False)
     k = 0
     if noise:
         ax = axes[0, k]
@@ -365,7 +389,7 @@ def corruption_heatmap(bench: dict, title: str | None = None):
     names = bench["corruptions"]
     sevs = bench["severities"]
     acc = np.array([bench["accuracy"][c] for c in names], dtype=float)
-    fig, ax = plt.subplots(figsize=(1.0 * len(sevs) + 3.6, 0.36 * len(names) + 1.6))
+    fig, ax = plt.subplots(figsize=_figsize(1.0 * len(sevs) + 3.6, 0.36 * len(names) + 1.6))
     table = np.concatenate([acc, acc.mean(axis=1, keepdims=True)], axis=1)
     im = ax.imshow(table, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
     ax.grid(False)
@@ -390,7 +414,7 @@ def corruption_heatmap(bench: dict, title: str | None = None):
 def corruption_examples_figure(image, corrupted: dict, severities=(1, 2, 3, 4, 5)):
     """One image under every corruption (rows) and severity (columns); ``corrupted[name]`` = list of images."""
     names = list(corrupted)
-    fig, axes = plt.subplots(len(names), len(severities) + 1, figsize=(1.1 * (len(severities) + 1) + 0.8, 1.1 * len(names)),
+    fig, axes = plt.subplots(len(names), len(severities) + 1, figsize=_figsize(1.1 * (len(severities) + 1) + 0.8, 1.1 * len(names)),
                              squeeze=False)
     for i, name in enumerate(names):
         row = [image] + list(corrupted[name])
@@ -403,7 +427,7 @@ def corruption_examples_figure(image, corrupted: dict, severities=(1, 2, 3, 4, 5
             if i == 0:
                 ax.set_title("clean" if j == 0 else f"severity {severities[j - 1]}", fontsize=7)
             if j == 0:
-                ax.set_ylabel(name.replace("_", "\n"), fontsize=6.5)
+                ax.set_ylabel(name.replace("_", "\n"), fontsize=MIN_FONT)
     fig.tight_layout()
     return fig
 
@@ -427,7 +451,7 @@ def reliability_diagram_figure(bins: dict, ece: float, accuracy: float, mean_con
     centers = (edges[:-1] + edges[1:]) / 2
     width = edges[1] - edges[0]
     filled = counts > 0
-    fig, (ax, hx) = plt.subplots(2, 1, figsize=(4.6, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
+    fig, (ax, hx) = plt.subplots(2, 1, figsize=_figsize(4.6, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
     ax.bar(centers[filled], acc[filled], width=width, edgecolor="black", color="#4C72B0", label="accuracy")
     gap_lo = np.minimum(acc, np.nan_to_num(conf))[filled]
     gap_hi = np.maximum(acc, np.nan_to_num(conf))[filled]

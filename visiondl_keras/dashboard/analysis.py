@@ -244,14 +244,19 @@ def read_diagnostics(path: str | os.PathLike) -> dict | None:
 # --------------------------------------------------------------------------------------------
 
 
-def find_runs(roots) -> dict[str, Path]:
-    """Run directories holding a ``history.csv`` under the given folders: ``{"root/relative": path}``."""
+def find_runs(roots, base: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Run directories holding a ``history.csv`` under the given folders, in order.
+
+    Returns:
+        ``{name: path}``, the name being the path relative to ``base`` (default: to each root's parent).
+    """
     out: dict[str, Path] = {}
     for root in roots:
         root = Path(root)
         if root.is_dir():
             for hist in sorted(root.rglob("history.csv")):
-                out[f"{root.name}/{hist.parent.relative_to(root)}"] = hist.parent
+                rel = hist.parent.relative_to(Path(base) if base is not None else root.parent)
+                out[rel.as_posix()] = hist.parent
     return out
 
 

@@ -23,6 +23,7 @@ TITLE = "visiondl-keras dashboard"
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Helvetica", "Arial", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 MAX_FILE_SIZE = "25mb"
+RUN_COLOURS = ("#1f77b4", "#ff7f0e")
 
 
 def _offline_environment() -> None:
@@ -30,6 +31,7 @@ def _offline_environment() -> None:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def offline_theme():
@@ -147,8 +149,8 @@ def build_app(handlers: Handlers):
 
             cal_btn.click(_shown(compute_calibration), [cal_model], [cal_before, cal_after, cal_table, temperature],
                           api_name="calibration")
-            temperature.release(_shown(lambda m, t: handlers.calibration(m, t)[1:]), [cal_model, temperature],
-                                [cal_after, cal_table], api_name="calibration_at", trigger_mode="always_last")
+            temperature.input(_shown(handlers.calibration_at), [cal_model, temperature], [cal_after, cal_table],
+                              api_name="calibration_at", trigger_mode="always_last")
 
         with gr.Tab("Robustness", id="robustness") as robust_tab:
             gr.Markdown("Perturb the image of the Predict tab and watch the prediction change.")
@@ -183,10 +185,15 @@ def build_app(handlers: Handlers):
                 run_b = gr.Dropdown(run_names, value=run_names[1] if len(run_names) > 1 else None, label="run B")
                 metric = gr.Dropdown(["val_accuracy", "accuracy", "loss", "val_loss"], value="val_accuracy",
                                      label="metric", allow_custom_value=True)
-            curves = gr.LinePlot(x="epoch", y="value", color="run", label="training curves", height=360)
+            curves = gr.LinePlot(x="epoch", y="value", color="run", label="training curves", y_title="val_accuracy")
+            curves_note = gr.Markdown()
 
             def plot_runs(a, b, m):
-                return pd.DataFrame(handlers.run_curves(a, b, m))
+                frame = pd.DataFrame(handlers.run_curves(a, b, m))
+                runs = list(dict.fromkeys(frame["run"]))
+                colours = dict(zip(runs, RUN_COLOURS))
+                note = " vs ".join(f"<span style='color:{colours[r]}'>&#9632;</span> `{r}`" for r in runs)
+                return gr.LinePlot(value=frame, y_title=m, color_map=colours), f"{m}: {note}"
 
             def refresh_runs(a, b):
                 names_now = list(handlers.runs())
@@ -194,9 +201,9 @@ def build_app(handlers: Handlers):
                 return gr.update(choices=names_now), gr.update(choices=names_now), gr.update(choices=metrics)
 
             for control in (run_a, run_b, metric):
-                control.change(_shown(plot_runs), [run_a, run_b, metric], curves, api_name=False)
+                control.change(_shown(plot_runs), [run_a, run_b, metric], [curves, curves_note], api_name=False)
             runs_tab.select(refresh_runs, [run_a, run_b], [run_a, run_b, metric], api_name=False).then(
-                _shown(plot_runs), [run_a, run_b, metric], curves, api_name=False)
+                _shown(plot_runs), [run_a, run_b, metric], [curves, curves_note], api_name=False)
     return app
 
 

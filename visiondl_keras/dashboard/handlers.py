@@ -19,7 +19,7 @@ from visiondl_keras.errors import ConfigError, VisionDLError
 
 ANY_CLASS = "any class"
 DIAGNOSTICS_FILE = Path("artifacts") / "metrics" / "diagnostics_scratch_airbench94.json"
-RUN_FOLDERS = ("runs", Path("artifacts") / "runs")
+RUN_FOLDERS = (Path("artifacts") / "runs", "runs")  # the published references first
 
 
 def _cls(name: str) -> int:
@@ -144,25 +144,23 @@ class Handlers:
         from visiondl_keras.evaluation.calibration import reliability_diagram
 
         logits, labels = self.res.subset_logits(model)
-        ref_t, ref_note = self.calibration_reference(model)
         before = analysis.temperature_report(logits, labels, 1.0)
-        ref = analysis.temperature_report(logits, labels, ref_t)
         fig = reliability_diagram(before["probs"], labels, title=f"{model}, T = 1 (before)")
-        after_fig, table = self.calibration_at(model, temperature, _reports={"T = 1 (before)": before,
-                                                                              "reference T": ref})
-        note = (f"\n\nReference T {ref_note}. Measured on {self.res.test_images().subset_note()}.")
-        return views.figure_to_image(fig), after_fig, table + note
+        return (views.figure_to_image(fig), *self.calibration_at(model, temperature))
 
-    def calibration_at(self, model: str, temperature: float, _reports: dict | None = None):
-        """``(figure, metrics_markdown)`` at the slider's temperature."""
+    def calibration_at(self, model: str, temperature: float):
+        """``(figure, metrics_markdown)`` at the slider's temperature, the table comparing it with T = 1
+        and the reference temperature (what the slider updates live)."""
         from visiondl_keras.evaluation.calibration import reliability_diagram
 
         logits, labels = self.res.subset_logits(model)
-        r = analysis.temperature_report(logits, labels, float(temperature))
-        fig = reliability_diagram(r["probs"], labels, title=f"{model}, T = {float(temperature):.2f}")
-        reports = dict(_reports or {})
-        reports["slider T"] = r
-        return views.figure_to_image(fig), views.metrics_table(reports)
+        ref_t, ref_note = self.calibration_reference(model)
+        reports = {"T = 1 (before)": analysis.temperature_report(logits, labels, 1.0),
+                   "reference T": analysis.temperature_report(logits, labels, ref_t),
+                   "slider T": analysis.temperature_report(logits, labels, float(temperature))}
+        fig = reliability_diagram(reports["slider T"]["probs"], labels, title=f"{model}, T = {float(temperature):.2f}")
+        note = f"\n\nReference T {ref_note}. Measured on {self.res.test_images().subset_note()}."
+        return views.figure_to_image(fig), views.metrics_table(reports) + note
 
     # ---- Robustness ----------------------------------------------------------------------------
 
@@ -205,7 +203,7 @@ class Handlers:
     # ---- Runs ----------------------------------------------------------------------------------
 
     def runs(self) -> dict[str, Path]:
-        return analysis.find_runs([self.root / f for f in RUN_FOLDERS])
+        return analysis.find_runs([self.root / f for f in RUN_FOLDERS], base=self.root)
 
     def run_metrics(self, run_a: str | None, run_b: str | None) -> list[str]:
         runs = self.runs()

@@ -75,7 +75,7 @@ class TestImages:
     def subset_note(self) -> str:
         n, total = len(self.subset), len(self.y)
         kind = "every image" if n == total else f"a stratified subset of {n:,} images (seed {SUBSET_SEED})"
-        return f"{kind} of the {total:,}-image CIFAR-10 test split ({self.description})"
+        return f"{kind} of the {total:,}-image test split; data: {self.description}"
 
 
 @dataclass

@@ -142,3 +142,27 @@ def test_lesson_prose_has_no_hard_coded_measurement(lesson):
             problems.append(f"{lesson.name}:{number}: {kind} {value!r} in: {text.strip()[:120]}")
     assert not problems, ("measured numbers typed into the prose (use myst-nb glue and {glue:text}, or a table):\n"
                           + "\n".join(problems))
+
+
+# ------------------------------------------------------------------------------------------------
+# Display equations: the math is derived in the text, not only named
+# ------------------------------------------------------------------------------------------------
+
+_DISPLAY_MATH = re.compile(r"^\$\$.*?\$\$|^(`{3,}|:{3,})\{math\}.*?^\1", re.S | re.M)
+
+
+def display_equations(source: str) -> int:
+    """The number of display equations (``$$ ... $$`` blocks and ``{math}`` directives) outside code cells."""
+    source = re.sub(r"^(`{3,})\{code-cell\}.*?^\1\s*$", "", source, flags=re.S | re.M)
+    return len(_DISPLAY_MATH.findall(source))
+
+
+def test_display_equation_counter():
+    assert display_equations("text\n\n$$\na = b\n$$\n\n```{math}\nc\n```\n\n```{code-cell} ipython3\n$$x$$\n```\n") == 2
+
+
+def test_the_book_derives_its_math():
+    counts = {p.stem: display_equations(p.read_text(encoding="utf-8")) for p in LESSONS}
+    first_four = sum(n for name, n in counts.items() if name[:2] in ("01", "02", "03", "04"))
+    assert first_four >= 14, f"lessons 1-4 hold {first_four} display equations, want >= 14: {counts}"
+    assert sum(counts.values()) >= 25, f"the lessons hold {sum(counts.values())} display equations, want >= 25: {counts}"

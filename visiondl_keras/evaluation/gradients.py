@@ -61,8 +61,8 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _to_numpy(x):
     if x is None:
         return None
-    if keras.backend.backend() == "torch":
-        x = x.detach()
+    if keras.backend.backend() == "torch" and hasattr(x, "detach"):
+        x = x.detach()  # a tensor that requires grad cannot become numpy directly
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 

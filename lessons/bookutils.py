@@ -176,19 +176,29 @@ def measured_on(metrics: dict | None) -> str:
 
 
 def splits(limit: int | None = 5000, test_limit: int | None = 2000, val_size: int = 5000, seed: int = 0,
-           full_limit: int | None = None, full_test_limit: int | None = None):
+           full_limit: int | None = None, full_test_limit: int | None = None, val_limit: int | None = None):
     """Train/validation/test splits of CIFAR-10 through the package.
 
-    In quick mode, ``limit`` training images and ``test_limit`` test images (stratified); in full
-    mode ``full_limit`` / ``full_test_limit`` (default: everything, 45,000 / 5,000 / 10,000).
+    In quick mode, ``limit`` training images and ``test_limit`` test images (stratified; ``None`` keeps all)
+    and a validation split reduced in proportion, or ``val_limit`` images of the full validation split when
+    a lesson needs more (calibration, thresholds). In full mode ``full_limit`` / ``full_test_limit``
+    (default: everything, 45,000 / 5,000 / 10,000). With the same ``seed`` and ``val_size`` the validation
+    images are always held out of the lessons' model (:func:`lesson_model`).
     """
+    import dataclasses
+
     from visiondl_keras.data.cifar10 import load_cifar10
-    from visiondl_keras.data.splits import train_val_split
+    from visiondl_keras.data.splits import stratified_subset, train_val_split
 
     ds = load_cifar10(progress=False)
-    if QUICK:
-        return train_val_split(ds, val_size=val_size, seed=seed, limit=limit, test_limit=test_limit)
-    return train_val_split(ds, val_size=val_size, seed=seed, limit=full_limit, test_limit=full_test_limit)
+    if not QUICK:
+        return train_val_split(ds, val_size=val_size, seed=seed, limit=full_limit, test_limit=full_test_limit)
+    s = train_val_split(ds, val_size=val_size, seed=seed, limit=limit, test_limit=test_limit)
+    if val_limit is not None and val_limit > len(s.y_val):
+        full = train_val_split(ds, val_size=val_size, seed=seed, test_limit=test_limit)
+        keep = stratified_subset(full.y_val, min(val_limit, len(full.y_val)), seed=seed)
+        s = dataclasses.replace(s, x_val=full.x_val[keep], y_val=full.y_val[keep])
+    return s
 
 
 # The lessons' own model (quick mode): the fast recipe of lesson 3 at half width, for a few epochs on the full

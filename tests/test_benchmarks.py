@@ -62,3 +62,45 @@ def test_a_recipe_that_finished_its_schedule_is_not_extrapolated(t2a):
     rows = t2a.target_rows((ours, done, cut), log=lambda *a: None)
     assert rows["0.75"]["peer_how"] == "extrapolated" and rows["0.75"]["resnet9_how"] == "not reached"
     assert rows["0.75"]["resnet9_s"] is None and rows["0.75"]["ratio_resnet9"] is None
+
+
+def _module(name):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_run(path: Path, test_accuracy: float, curve: list[tuple[float, float]]) -> Path:
+    import json
+
+    path.mkdir(parents=True)
+    (path / "metrics.json").write_text(json.dumps({"test_accuracy": test_accuracy, "train_time_s": curve[-1][0]}))
+    rows = "\n".join(f"{i + 1},{t},{a}" for i, (t, a) in enumerate(curve))
+    (path / "history.csv").write_text("epoch,time_s,val_accuracy\n" + rows + "\n")
+    return path
+
+
+def test_transfer_vs_scratch_counts_only_runs_that_finished_within_the_budget(tmp_path):
+    tvs = _module("transfer_vs_scratch")
+    runs = [tvs.read_run(_write_run(tmp_path / "short", 0.80, [(60, 0.7), (300, 0.81)]), "scratch"),
+            tvs.read_run(_write_run(tmp_path / "long", 0.90, [(600, 0.85), (1500, 0.91)]), "scratch"),
+            tvs.read_run(_write_run(tmp_path / "tl", 0.88, [(900, 0.86), (1100, 0.89)]), "transfer")]
+    ten = tvs.at_budget(runs, "scratch", 10)
+    assert ten["finished_test_accuracy"] == 0.80 and ten["finished_run"] == "short"  # "long" took 25 min
+    assert ten["anytime_val_accuracy"] == 0.85  # the long run had reached 0.85 at 10 min
+    assert tvs.at_budget(runs, "transfer", 10)["finished_test_accuracy"] is None
+    assert tvs.at_budget(runs, "transfer", 20)["finished_test_accuracy"] == 0.88
+    assert tvs.at_budget(runs, "scratch", 40)["finished_test_accuracy"] == 0.90
+
+
+def test_backends_summary_flags_a_backend_outside_the_seed_noise():
+    bk = _module("backends")
+    runs = [{"backend": b, "seed": s, "test_accuracy": a, "images_per_second": 100.0}
+            for b, accs in {"tensorflow": (0.70, 0.72), "jax": (0.71, 0.73), "torch": (0.60, 0.61)}.items()
+            for s, a in enumerate(accs)]
+    rows = {r["backend"]: r for r in bk.summarize(runs, ["tensorflow", "jax", "torch"])}
+    assert rows["jax"]["agrees"] and not rows["torch"]["agrees"]
+    assert rows["torch"]["diff_vs_tensorflow"] == pytest.approx(-0.105)
+    missing = bk.summarize(runs[:2], ["tensorflow", "torch"])
+    assert missing[1]["skipped"] == "torch is not installed"

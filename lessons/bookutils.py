@@ -263,9 +263,15 @@ def lesson_model(quick_epochs: int = LESSON_RECIPE["epochs"], limit: int | None 
 
 
 def glue(name: str, value, display: bool = False):
-    """Store ``value`` under ``name`` for ``{glue:text}`name:format``` roles in the lesson's prose (myst-nb)."""
+    """Store ``value`` under ``name`` for ``{glue:text}`name:format``` roles in the lesson's prose (myst-nb).
+
+    numpy scalars become Python numbers, so that a format such as ``:.1%`` applies (myst-nb reads the value
+    back from its ``repr``; a string's quotes are removed there).
+    """
     from myst_nb import glue as _glue
 
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
     _glue(name, value, display=display)
     return value
 

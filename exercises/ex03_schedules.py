@@ -28,7 +28,9 @@ def warmup_cosine(step: int, total_steps: int, base_lr: float, warmup_steps: int
           ``min_lr + 0.5 * (base_lr - min_lr) * (1 + cos(pi * progress))``: ``base_lr`` at the end of
           the warm-up, ``min_lr`` at ``total_steps``.
         * After ``total_steps`` the rate stays at ``min_lr``.
-        * ``warmup_steps = 0`` means no warm-up. Returns a Python float.
+        * ``warmup_steps = 0`` means no warm-up. A warm-up as long as the run
+          (``warmup_steps == total_steps``) ends at ``base_lr`` at step ``total_steps`` (no division
+          by zero: the ``max(1, ...)`` above) and stays at ``min_lr`` after it. Returns a Python float.
 
     Hints:
         * ``math.cos`` and ``math.pi``; clip ``progress`` to at most 1.
@@ -53,7 +55,8 @@ def global_norm(gradients: list) -> float:
     Contract:
         * ``sqrt(sum over arrays g of sum(g ** 2))``; entries that are ``None`` (variables without a
           gradient) are skipped; an empty list gives ``0.0``.
-        * Works for arrays of any shape and float dtype; returns a Python float.
+        * Works for arrays of any shape and float dtype, float16 included (a float16 square overflows
+          above 65504: compute in float64); returns a Python float.
 
     Hints:
         * It is *not* the sum of the per-array norms.
@@ -76,7 +79,7 @@ def clip_by_global_norm(gradients: list, max_norm: float) -> list:
           (same values); otherwise every array is multiplied by ``max_norm / n``, so the direction of the
           update is kept and the new global norm is ``max_norm``.
         * ``None`` entries stay ``None``; the result is a new list of the same length, arrays keep their
-          shapes and float dtypes; the inputs are not modified.
+          shapes and float dtypes; neither the input arrays nor the caller's list are modified.
 
     Hints:
         * One factor for all arrays: clipping each array on its own changes the direction.
@@ -97,7 +100,7 @@ def build_small_cnn(input_shape=(32, 32, 3), num_classes: int = 10, widths=(16, 
     Contract:
         * ``keras.Input(input_shape)``, then for each ``width`` in ``widths`` one block:
           ``Conv2D(width, 3, padding="same", use_bias=False)`` -> ``BatchNormalization()`` ->
-          ``ReLU()`` -> ``MaxPooling2D(2)``;
+          ``ReLU()`` -> ``MaxPooling2D(2)``, in that order;
         * then ``GlobalAveragePooling2D()`` and ``Dense(num_classes)`` **without** activation: the
           model outputs logits (train it with ``from_logits=True``);
         * returns the ``keras.Model`` (uncompiled); no rescaling layer (inputs are used as given).

@@ -18,13 +18,15 @@ def preprocess_image(image: Image.Image, size: int = 32) -> np.ndarray:
 
     Contract (the same steps as the package's ``visiondl_keras.deploy.predictor.preprocess_image``):
         1. Colour: the image becomes RGB. Grey (mode ``"L"``) gets three equal channels; an image with
-           transparency (mode ``"RGBA"``) is composited on a *white* background (a transparent pixel
+           transparency (modes ``"RGBA"``, ``"LA"``, ``"PA"``, and ``"P"`` with a ``"transparency"``
+           entry in ``image.info``) is composited on a *white* background (a transparent pixel
            becomes white, not black); the channel order stays R, G, B.
         2. Shape: the central square is cropped, ``side = min(width, height)``,
            ``left = (width - side) // 2``, ``top = (height - side) // 2``, so objects keep their proportions.
         3. Size: the square is resized to ``size x size`` with Pillow's BOX filter (area averaging), which is
            skipped when it already has that size (a 32x32 RGB image comes back unchanged).
-        4. Returns a uint8 numpy array ``(size, size, 3)``; the input image is not modified.
+        4. Returns a uint8 numpy array ``(size, size, 3)`` for any ``size`` (smaller or larger than
+           the square); the input image is not modified.
         Modes ``"L"``, ``"RGB"`` and ``"RGBA"`` must work (``"P"`` palette images too, via ``convert``).
 
     Hints:
@@ -48,7 +50,8 @@ def top_k(probs: np.ndarray, class_names: list[str], k: int = 3) -> list[tuple[s
     Contract:
         * ``probs`` is ``(K,)``, one probability per class in the order of ``class_names``.
         * Returns a list of ``min(k, K)`` tuples ``(class_name, probability)``, most probable first;
-          probabilities are Python floats; equal probabilities keep the class order.
+          probabilities are Python floats; equal probabilities keep the class order, however many
+          classes tie (a stable sort).
 
     Hints:
         * ``np.argsort(-probs, kind="stable")[:k]``.

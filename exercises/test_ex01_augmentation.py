@@ -202,3 +202,61 @@ def test_layer_trains_inside_a_model_and_saves_its_config(ex):
     np.testing.assert_allclose(out["predicted"], out["direct"], rtol=1e-5, atol=1e-5,
                                err_msg="at inference the layer must pass images through unchanged")
     assert out["padding"] == 2 and out["seed"] == 1, f"get_config() -> padding {out['padding']}, seed {out['seed']}"
+
+
+# ------------------------------------------------------------------ the contract, clause by clause
+
+
+@pytest.mark.points(1)
+def test_random_crop_draws_all_tops_then_all_lefts(ex):
+    """For a seed, the offsets are ``rng.integers(0, 2p+1, N)`` for the tops, then the same call for the lefts."""
+    x = _images(24, 7, 9, seed=9)
+    out = ex.random_crop(x, padding=3, rng=np.random.default_rng(21))
+    rng = np.random.default_rng(21)
+    tops, lefts = rng.integers(0, 7, size=24), rng.integers(0, 7, size=24)
+    padded = np.pad(x, ((0, 0), (3, 3), (3, 3), (0, 0)), mode="reflect")
+    expected = np.stack([padded[i, tops[i] : tops[i] + 7, lefts[i] : lefts[i] + 9] for i in range(24)])
+    assert np.array_equal(out, expected), "draw all N tops first, then all N lefts, from `rng`"
+
+
+@pytest.mark.points(1)
+def test_random_crop_and_flip_without_rng_are_not_seeded(ex):
+    """rng=None draws from a fresh, unseeded generator: two calls give different results (float32 input untouched)."""
+    x = _images(32, 8, 8, seed=10, dtype=np.float32)
+    before = x.copy()
+    crops = [ex.random_crop(x, padding=4) for _ in range(2)]
+    assert not np.array_equal(crops[0], crops[1]), "two calls with rng=None cropped the same way: a fixed seed?"
+    flips = [ex.random_flip(x) for _ in range(3)]
+    assert not (np.array_equal(flips[0], flips[1]) and np.array_equal(flips[1], flips[2])), "rng=None flips alike"
+    assert np.array_equal(x, before), "the input was modified"
+
+
+@pytest.mark.points(1)
+def test_random_flip_flips_where_the_coin_is_below_one_half(ex):
+    """Image i is mirrored exactly when ``rng.random(N)[i] < 0.5``; a float32 batch is not modified."""
+    x = _images(40, 3, 5, seed=11, dtype=np.float32)
+    before = x.copy()
+    out = ex.random_flip(x, rng=np.random.default_rng(5))
+    coins = np.random.default_rng(5).random(40) < 0.5
+    expected = np.where(coins[:, None, None, None], x[:, :, ::-1], x)
+    assert np.array_equal(out, expected), "flip image i when rng.random(N)[i] < 0.5 (one call for the batch)"
+    assert out.dtype == np.float32 and np.array_equal(x, before), "same dtype, and the input must not change"
+
+
+@pytest.mark.points(1)
+def test_layer_crops_non_square_images_and_refuses_fractional_padding(ex):
+    """A 6x9 batch is cropped per image (rows from the height, columns from the width); padding=2.5 is a ValueError."""
+    images = _images(32, h=6, w=9, c=1, dtype=np.float32)
+    out = ex.probe(_probe_crop, images, 2, 3, True)
+    assert out.shape == images.shape, f"shape {out.shape}, expected {images.shape}"
+    offsets = _offsets(out, images, 2)
+    assert all(o is not None for o in offsets), "every output must be a crop of the reflect-padded image"
+    assert ex.probe(_probe_fractional_padding) == "ValueError", "padding=2.5 must raise ValueError"
+
+
+def _probe_fractional_padding(module):
+    try:
+        module.PerImageRandomCrop(padding=2.5)
+    except ValueError:
+        return "ValueError"
+    return "no error"

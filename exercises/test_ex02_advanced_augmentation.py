@@ -175,3 +175,68 @@ def test_cutmix_matches_the_package(ex, package_function):
         ex_x, ex_y = ex.cutmix(x, y, alpha=1.0, rng=np.random.default_rng(seed))
         pk_x, pk_y = pkg(x, y, alpha=1.0, rng=np.random.default_rng(seed))
         assert np.array_equal(ex_x, pk_x) and np.allclose(ex_y, pk_y, atol=1e-6)
+
+
+# ------------------------------------------------------------------ the contract, clause by clause
+
+
+@pytest.mark.points(1)
+def test_mixup_draws_lam_then_the_permutation(ex):
+    """For a seed: ``lam = rng.beta(alpha, alpha)`` first, then ``perm = rng.permutation(N)``; float32 inputs untouched."""
+    x, y = _batch(10, seed=12)
+    x = x.astype(np.float32)
+    x0, y0 = x.copy(), y.copy()
+    xm, ym = ex.mixup(x, y, alpha=0.7, rng=np.random.default_rng(8))
+    rng = np.random.default_rng(8)
+    lam = rng.beta(0.7, 0.7)
+    perm = rng.permutation(10)
+    assert np.allclose(ym, lam * y + (1 - lam) * y[perm], atol=1e-6), "draw lam first, then the permutation"
+    assert np.allclose(xm, lam * x + (1 - lam) * x[perm], atol=1e-3)
+    assert np.array_equal(x, x0) and np.array_equal(y, y0), "mixup modified a float32 input"
+
+
+@pytest.mark.points(1)
+def test_mixup_of_uint8_images_does_not_wrap_around(ex):
+    """Black and white uint8 images mix to grey in float32 (no uint8 wrap-around in any intermediate)."""
+    x = np.zeros((6, 2, 2, 3), np.uint8)
+    x[::2] = 255
+    y = np.eye(6, dtype=np.float32)
+    for seed in range(4):
+        xm, ym = ex.mixup(x, y, alpha=1.0, rng=np.random.default_rng(seed))
+        expected = (ym[:, ::2].sum(axis=1) * 255.0)[:, None, None, None]  # weight of the white images
+        assert np.allclose(xm, np.broadcast_to(expected, xm.shape), atol=1e-2), "uint8 arithmetic wrapped around"
+
+
+@pytest.mark.points(1)
+def test_cutmix_box_draws_the_row_then_the_column(ex):
+    """For a seed: ``cy = rng.integers(0, height)`` then ``cx = rng.integers(0, width)``, box from the rounded size."""
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        cy, cx = int(rng.integers(0, 31)), int(rng.integers(0, 17))
+        cut_h, cut_w = int(round(31 * 0.6)), int(round(17 * 0.6))  # lam = 0.64
+        top, left = cy - cut_h // 2, cx - cut_w // 2
+        expected = (max(top, 0), min(top + cut_h, 31), max(left, 0), min(left + cut_w, 17))
+        got = tuple(ex.cutmix_box(31, 17, 0.64, np.random.default_rng(seed)))
+        assert got == expected, f"seed {seed}: {got}, expected {expected} (draw cy first, then cx)"
+
+
+@pytest.mark.points(1)
+def test_cutmix_box_rounds_the_size(ex):
+    """15 * sqrt(0.5) = 10.6 rounds to 11 rows and 21 * sqrt(0.5) = 14.8 to 15 columns (int() would truncate)."""
+    boxes = [ex.cutmix_box(15, 21, 0.5, np.random.default_rng(s)) for s in range(300)]
+    assert max(b - t for t, b, _, _ in boxes) == 11, "round(15 * sqrt(1 - 0.5)) = 11 rows"
+    assert max(r - left for _, _, left, r in boxes) == 15, "round(21 * sqrt(1 - 0.5)) = 15 columns"
+
+
+@pytest.mark.points(1)
+def test_cutmix_keeps_a_float32_input(ex):
+    """A float32 batch is not modified (``np.asarray(x, dtype=np.float32)`` does not copy it: paste into a copy)."""
+    x, y = _batch(8, 8, 8, seed=13)
+    x = x.astype(np.float32)
+    x0, y0 = x.copy(), y.copy()
+    pasted = 0
+    for seed in range(4):
+        xm, _ = ex.cutmix(x, y, alpha=1.0, rng=np.random.default_rng(seed))
+        pasted += int(np.any(xm != x0))
+        assert np.array_equal(x, x0) and np.array_equal(y, y0), "cutmix modified its float32 input"
+    assert pasted, "cutmix pasted nothing in four batches"

@@ -195,3 +195,79 @@ def test_stop_on_nan_lets_a_healthy_run_finish(ex):
     """Finite losses: all 3 epochs run and stopped_at stays None."""
     out = ex.probe(_probe_stop, None)
     assert out == {"epochs": 3, "stopped_at": None}, out
+
+
+# ------------------------------------------------------------------ the contract, clause by clause
+
+
+@pytest.mark.points(1)
+def test_warmup_cosine_with_a_warmup_as_long_as_the_run(ex):
+    """warmup_steps == total_steps: linear to base_lr at step total_steps - 1, base_lr at total_steps, then min_lr."""
+    lrs = [ex.warmup_cosine(s, 20, 0.2, 20, min_lr=0.01) for s in range(23)]
+    assert math.isclose(lrs[0], 0.01, abs_tol=1e-12) and math.isclose(lrs[19], 0.2, abs_tol=1e-12)
+    assert math.isclose(lrs[20], 0.2, abs_tol=1e-12), f"step 20: {lrs[20]}, expected base_lr"
+    assert all(math.isclose(v, 0.01, abs_tol=1e-12) for v in lrs[21:]), f"after the run: {lrs[21:]}, expected min_lr"
+
+
+@pytest.mark.points(1)
+def test_global_norm_of_float16_gradients(ex):
+    """float16 gradients [300, 400] have global norm 500 (their squares overflow float16: compute in float64)."""
+    got = ex.global_norm([np.array([300.0], np.float16), np.array([[400.0]], np.float16)])
+    assert isinstance(got, float) and math.isclose(got, 500.0, rel_tol=1e-6), f"got {got!r}"
+
+
+@pytest.mark.points(1)
+def test_clip_by_global_norm_returns_a_new_list(ex):
+    """The caller's list keeps its own arrays (same objects, same values); the result is another list."""
+    a, b = np.full(3, 10.0, np.float32), np.full((2, 2), -5.0, np.float32)
+    grads = [a, None, b]
+    out = ex.clip_by_global_norm(grads, 1.0)
+    assert out is not grads and len(grads) == 3, "return a new list"
+    assert grads[0] is a and grads[1] is None and grads[2] is b, "the caller's list was rewritten"
+    assert np.all(a == 10.0) and np.all(b == -5.0), "the input arrays were modified"
+    assert out[1] is None and math.isclose(float(np.sqrt(sum(np.sum(g.astype(np.float64) ** 2)
+                                                             for g in (out[0], out[2])))), 1.0, rel_tol=1e-5)
+
+
+def _probe_layer_kinds(module):
+    model = module.build_small_cnn((8, 8, 2), 3, (4, 6))
+    return [type(layer).__name__ for layer in model.layers]
+
+
+@pytest.mark.points(1)
+def test_small_cnn_blocks_are_conv_bn_relu_pool_in_that_order(ex):
+    """Each block is Conv2D -> BatchNormalization -> ReLU -> MaxPooling2D, then GlobalAveragePooling2D -> Dense."""
+    kinds = [k for k in ex.probe(_probe_layer_kinds) if k != "InputLayer"]
+    kinds = ["ReLU" if k == "Activation" else k for k in kinds]
+    block = ["Conv2D", "BatchNormalization", "ReLU", "MaxPooling2D"]
+    assert kinds == block * 2 + ["GlobalAveragePooling2D", "Dense"], f"layers in order: {kinds}"
+
+
+def _probe_stop_in_a_later_epoch(module):
+    import keras
+    import numpy as np
+
+    def batches():  # five batches per epoch; the ninth batch overall (epoch 1, batch 3) holds a NaN
+        step = 0
+        while True:
+            x = np.full((4, 2), 0.1 * (step % 5 + 1), "float32")
+            if step == 8:
+                x[0, 0] = np.nan
+            step += 1
+            yield x, np.ones((4, 1), "float32")
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    callback = module.StopOnNaN()
+    history = model.fit(batches(), steps_per_epoch=5, epochs=4, shuffle=False, verbose=0, callbacks=[callback])
+    stopped = callback.stopped_at
+    return {"epochs": len(history.history["loss"]), "stopped_at": None if stopped is None else tuple(int(v) for v in stopped)}
+
+
+@pytest.mark.points(1)
+def test_stop_on_nan_reports_the_epoch(ex):
+    """A NaN at batch 3 of the second epoch: stopped_at == (1, 3) and fit ends in that epoch."""
+    out = ex.probe(_probe_stop_in_a_later_epoch)
+    assert out["stopped_at"] == (1, 3), f"stopped_at {out['stopped_at']}, expected (1, 3): track the epoch"
+    assert out["epochs"] == 2, f"fit ran {out['epochs']} epochs"

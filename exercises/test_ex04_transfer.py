@@ -158,3 +158,45 @@ def test_freeze_all_but_top_by_behaviour_after_a_training_step(ex):
     assert changed == {"conv_b", "dense_a", "dense_b"}, f"weights that changed during fit: {sorted(changed)}"
     assert not any(m for path, m in moved.items() if path.startswith(("bn_a/", "bn_b/"))), \
         "a frozen BatchNormalization must not update its moving mean/variance"
+
+
+# ------------------------------------------------------------------ the contract, clause by clause
+
+
+def _mobile_model():
+    """A MobileNet-like stack: every weighted layer counts, whatever its kind (BatchNormalization excepted)."""
+    L = keras.layers
+    return keras.Sequential([
+        keras.Input((8, 8, 3)),
+        L.Conv2D(4, 3, name="stem"),
+        L.BatchNormalization(name="stem_bn"),
+        L.DepthwiseConv2D(3, name="depthwise"),
+        L.LayerNormalization(name="norm"),
+        L.SeparableConv2D(6, 1, name="separable"),
+        L.GlobalAveragePooling2D(name="pool"),
+        L.Dense(3, name="head"),
+    ])
+
+
+@pytest.mark.points(1)
+def test_freeze_all_but_top_counts_every_kind_of_weighted_layer(ex):
+    """DepthwiseConv2D, LayerNormalization and SeparableConv2D own weights, so they count like Conv2D and Dense."""
+    model = _mobile_model()
+    names = ex.freeze_all_but_top(model, 3)
+    assert list(names) == ["norm", "separable", "head"], f"returned {names!r}"
+    flags = _flags(model)
+    assert flags == {"stem": False, "stem_bn": False, "depthwise": False, "norm": True, "separable": True,
+                     "pool": False, "head": True}, f"trainable flags: {flags}"
+    model = _mobile_model()
+    assert list(ex.freeze_all_but_top(model, 4)) == ["depthwise", "norm", "separable", "head"]
+
+
+@pytest.mark.points(1)
+def test_count_trainable_params_returns_a_python_int(ex):
+    """A Python int (not a numpy integer), also when nothing is trainable (0)."""
+    model = _model()
+    got = ex.count_trainable_params(model)
+    assert type(got) is int, f"returned a {type(got).__name__}: return a Python int"
+    model.trainable = False
+    got = ex.count_trainable_params(model)
+    assert type(got) is int and got == 0, f"frozen model: {got!r}, expected 0"

@@ -124,3 +124,49 @@ def test_most_confident_mistakes_matches_the_package(ex, package_function):
     probs, labels = _probs(300, 10, seed=4)
     for k in (1, 7, 1000):
         assert np.asarray(ex.most_confident_mistakes(probs, labels, k)).tolist() == np.asarray(pkg(probs, labels, k)).tolist()
+
+
+# ------------------------------------------------------------------ the contract, clause by clause
+
+
+@pytest.mark.points(1)
+def test_confusion_matrix_is_int64(ex):
+    """The counts are an int64 numpy array, whatever integer dtype the labels come in."""
+    cm = ex.confusion_matrix(np.array([0, 1, 1], np.int32), np.array([1, 1, 0], np.uint8), 2)
+    assert isinstance(cm, np.ndarray) and cm.dtype == np.int64, f"{type(cm).__name__} {getattr(cm, 'dtype', '')}"
+    assert cm.tolist() == [[0, 1], [1, 1]]
+
+
+@pytest.mark.points(1)
+def test_per_class_recall_keeps_its_input(ex):
+    """The confusion matrix passed in is not modified, as int64 or as float64 (np.asarray does not copy it)."""
+    for dtype in (np.int64, np.float64):
+        cm = np.array([[3, 1, 0], [0, 0, 0], [0, 2, 2]], dtype=dtype)
+        before = cm.copy()
+        with np.errstate(all="ignore"):
+            recall = np.asarray(ex.per_class_recall(cm))
+        assert np.array_equal(cm, before), f"per_class_recall modified a {np.dtype(dtype).name} matrix"
+        assert recall.dtype == np.float64 and np.allclose(recall[[0, 2]], [0.75, 0.5])
+
+
+@pytest.mark.points(1)
+def test_most_confident_mistakes_returns_an_int64_array(ex):
+    """An int64 numpy array of indices (not a list), also when it is empty."""
+    probs, labels = _probs(50, 4, seed=6)
+    wrong = int(np.sum(probs.argmax(1) != labels))
+    for k in (5, 0):
+        got = ex.most_confident_mistakes(probs, labels, k)
+        assert isinstance(got, np.ndarray), f"returned a {type(got).__name__}, expected a numpy array"
+        assert got.dtype == np.int64 and got.shape == (min(k, wrong),), f"k={k}: {got.dtype} {got.shape}"
+
+
+@pytest.mark.points(1)
+def test_most_confident_mistakes_many_ties_keep_index_order(ex):
+    """300 mistakes with only three distinct confidences: each group of ties comes out in index order (stable sort)."""
+    rng = np.random.default_rng(7)
+    conf = rng.choice([0.5, 0.6, 0.7], size=300)
+    probs = np.stack([conf, 1 - conf], axis=1)
+    labels = np.ones(300, int)  # class 0 is always predicted: every example is a mistake
+    got = np.asarray(ex.most_confident_mistakes(probs, labels, 300)).tolist()
+    expected = np.argsort(-conf, kind="stable").tolist()
+    assert got == expected, "equal confidences must keep the lower index first (use a stable sort)"

@@ -81,3 +81,38 @@ def test_gradcam_matches_the_package(ex, package_function):
     pkg = package_function("visiondl_keras.evaluation.gradcam", "gradcam_from_activations")
     a, g = _pair(n=4, h=6, w=6, c=8, seed=5)
     assert np.allclose(ex.gradcam_from_activations(a, g), pkg(a, g), atol=1e-5)
+
+
+# ------------------------------------------------------------------ the contract, clause by clause
+
+
+@pytest.mark.points(1)
+def test_channel_weights_are_float32_and_keep_the_input(ex):
+    """float32 weights for float64 gradients too; the gradients are not modified."""
+    _, g = _pair(seed=6)
+    g64 = g.astype(np.float64)
+    before = g64.copy()
+    alpha = np.asarray(ex.channel_weights(g64))
+    assert alpha.dtype == np.float32, f"dtype {alpha.dtype}, expected float32"
+    assert np.array_equal(g64, before), "channel_weights modified its input"
+
+
+@pytest.mark.points(1)
+def test_gradcam_divides_by_the_maximum_only(ex):
+    """A map positive everywhere keeps its smallest value above 0: divide by the maximum, do not subtract the minimum."""
+    a = np.full((1, 2, 2, 1), 1.0, np.float32)
+    a[0, 0, 0, 0] = 4.0
+    g = np.ones_like(a)
+    cam = np.asarray(ex.gradcam_from_activations(a, g))
+    assert np.allclose(cam[0], [[1.0, 0.25], [0.25, 0.25]], atol=1e-6), f"got {cam[0].tolist()}: cam / cam.max()"
+
+
+@pytest.mark.points(1)
+def test_gradcam_keeps_its_inputs_and_returns_float32(ex):
+    """Neither float32 nor float64 activations and gradients are modified; the maps are float32 either way."""
+    for dtype in (np.float32, np.float64):
+        a, g = (v.astype(dtype) for v in _pair(n=2, seed=7))
+        a0, g0 = a.copy(), g.copy()
+        cam = np.asarray(ex.gradcam_from_activations(a, g))
+        assert np.array_equal(a, a0) and np.array_equal(g, g0), f"{np.dtype(dtype).name} inputs were modified"
+        assert cam.dtype == np.float32, f"{np.dtype(dtype).name} inputs gave {cam.dtype} maps, expected float32"

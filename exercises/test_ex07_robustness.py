@@ -91,3 +91,45 @@ def test_project_linf_of_fgsm_is_fgsm(ex):
     x0, g = _batch(5)
     adv = np.clip(x0 + 8.0 * np.sign(g), 0, 255).astype(np.float32)
     assert np.allclose(ex.project_linf(adv, x0, 8.0), adv, atol=1e-4)
+
+
+# ------------------------------------------------------------------ the contract, clause by clause
+
+
+@pytest.mark.points(1)
+def test_fgsm_keeps_its_inputs(ex):
+    """float32 images and gradients are not modified (``np.asarray`` does not copy float32: no in-place ``+=``)."""
+    x, g = _batch(6)
+    x0, g0 = x.copy(), g.copy()
+    out = np.asarray(ex.fgsm_perturb(x, g, 8.0))
+    assert np.array_equal(x, x0) and np.array_equal(g, g0), "fgsm_perturb modified its inputs"
+    assert not np.array_equal(out, x0)
+
+
+@pytest.mark.points(1)
+def test_fgsm_on_uint8_images_steps_both_ways(ex):
+    """uint8 images step up and down by epsilon in float32: 100 -> 108 and 92, 3 -> 0, 250 -> 255."""
+    xi = np.array([[[[100, 100, 3, 250]]]], np.uint8)
+    g = np.array([[[[1.0, -1.0, -1.0, 1.0]]]], np.float32)
+    out = np.asarray(ex.fgsm_perturb(xi, g, 8))
+    assert out.dtype == np.float32 and np.allclose(out.ravel(), [108.0, 92.0, 0.0, 255.0]), f"got {out.ravel().tolist()}"
+    assert xi.ravel().tolist() == [100, 100, 3, 250]
+
+
+@pytest.mark.points(1)
+def test_project_linf_keeps_its_inputs(ex):
+    """float32 adversarial and original images are not modified."""
+    x0, g = _batch(7)
+    adv = x0 + 30.0 * g
+    adv0, orig0 = adv.copy(), x0.copy()
+    ex.project_linf(adv, x0, 4.0)
+    assert np.array_equal(adv, adv0) and np.array_equal(x0, orig0), "project_linf modified its inputs"
+
+
+@pytest.mark.points(1)
+def test_project_linf_around_a_uint8_original(ex):
+    """A uint8 original: the bounds x0 -/+ epsilon are computed without wrap-around (3 - 8 is -5, not 251)."""
+    x0 = np.array([[[[3, 250, 100]]]], np.uint8)
+    adv = np.array([[[[-20.0, 300.0, 90.0]]]], np.float32)
+    out = np.asarray(ex.project_linf(adv, x0, 8))
+    assert out.dtype == np.float32 and np.allclose(out.ravel(), [0.0, 255.0, 92.0]), f"got {out.ravel().tolist()}"

@@ -131,3 +131,39 @@ def test_fit_temperature_matches_the_package(ex, package_function):
         z, labels = _tempered(t_true, n=2000, seed=seed)
         got, expected = ex.fit_temperature(z, labels), pkg(z, labels)
         assert abs(got - expected) / expected < 0.01, f"{got} vs the package's {expected}"
+
+
+# ------------------------------------------------------------------ the contract, clause by clause
+
+
+@pytest.mark.points(1)
+def test_softmax_subtracts_each_rows_own_maximum(ex):
+    """Rows of very different scales (1000, 1, -1000): each is finite and correct (one global maximum underflows)."""
+    z = np.array([[1000.0, 999.0, 998.0], [1.0, 0.0, -1.0], [-1000.0, -1001.0, -1003.0]])
+    with np.errstate(all="ignore"):
+        p = np.asarray(ex.softmax_with_temperature(z, 1.0))
+    assert np.all(np.isfinite(p)), f"non-finite rows: {np.flatnonzero(~np.isfinite(p).all(axis=1)).tolist()}"
+    expected = np.stack([_softmax(row) for row in z - z.max(axis=1, keepdims=True)])
+    assert np.allclose(p, expected, atol=1e-12)
+
+
+@pytest.mark.points(1)
+def test_softmax_is_float64_and_keeps_its_input(ex):
+    """float32 and float64 logits give float64 probabilities; the logits are not modified."""
+    for dtype in (np.float32, np.float64):
+        z = (np.random.default_rng(2).normal(size=(4, 5)) * 3).astype(dtype)
+        before = z.copy()
+        p = np.asarray(ex.softmax_with_temperature(z, 2.0))
+        assert p.dtype == np.float64, f"{np.dtype(dtype).name} logits gave {p.dtype}, expected float64"
+        assert np.array_equal(z, before), f"softmax_with_temperature modified {np.dtype(dtype).name} logits"
+        assert np.allclose(p, _softmax(z.astype(np.float64) / 2.0), atol=1e-7)
+
+
+@pytest.mark.points(1)
+def test_fit_temperature_searches_the_whole_range(ex):
+    """A very over-confident model (best T near 8) and a very under-confident one (best T near 0.2) are both found."""
+    for t_true, seed in ((8.0, 5), (0.2, 6)):
+        z, labels = _tempered(t_true, n=3000, seed=seed)
+        t = ex.fit_temperature(z, labels)
+        assert _nll(z, labels, t) <= min(_nll(z, labels, t * 1.01), _nll(z, labels, t / 1.01)) + 1e-6, \
+            f"T = {t} is not the minimum for data tempered at {t_true}: search at least [0.05, 20]"

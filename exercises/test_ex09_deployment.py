@@ -112,3 +112,49 @@ def test_top_k_edge_cases(ex):
     got = ex.top_k(np.array([0.25, 0.5, 0.25]), names, 10)
     assert [n for n, _ in got] == ["b", "a", "c"], f"got {got}"
     assert ex.top_k(np.array([0.25, 0.5, 0.25]), names, 1) == [("b", 0.5)]
+
+
+# ------------------------------------------------------------------ the contract, clause by clause
+
+
+@pytest.mark.points(1)
+def test_preprocess_composites_la_and_palette_transparency_on_white(ex):
+    """Grey with alpha (LA) and a palette image with a transparent index (P) put transparent pixels on white."""
+    la = np.zeros((32, 32, 2), np.uint8)
+    la[:, :16] = [60, 255]  # opaque grey
+    la[:, 16:] = [0, 0]  # transparent black
+    out = ex.preprocess_image(Image.fromarray(la, mode="LA")).astype(int)
+    assert np.all(out[:, :16] == 60) and np.all(out[:, 16:] == 255), f"LA: {out[0, 0].tolist()}, {out[0, 20].tolist()}"
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[:, :16] = [200, 10, 10]
+    pal = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=2)
+    black = int(np.asarray(pal)[0, 20])
+    pal.info["transparency"] = black
+    out = ex.preprocess_image(pal).astype(int)
+    assert np.all(out[:, 16:] == 255), f"P with transparency: {out[0, 20].tolist()}, expected white"
+    assert np.all(np.abs(out[:, :16] - [200, 10, 10]) <= 2), f"opaque palette pixels: {out[0, 0].tolist()}"
+
+
+@pytest.mark.points(1)
+def test_preprocess_honours_the_size(ex):
+    """size=20 and size=48 (smaller and larger than the square) give (size, size, 3) BOX-resized central squares."""
+    array = _rgb(30, 40, 9)
+    square = Image.fromarray(array[:, 5:35])
+    for size in (20, 48):
+        out = ex.preprocess_image(Image.fromarray(array), size=size)
+        assert out.shape == (size, size, 3), f"size={size}: shape {out.shape}"
+        assert np.array_equal(out, np.asarray(square.resize((size, size), Image.Resampling.BOX)))
+    assert np.array_equal(ex.preprocess_image(Image.fromarray(array), size=30), array[:, 5:35])
+
+
+@pytest.mark.points(1)
+def test_top_k_many_ties_keep_the_class_order(ex):
+    """100 classes with two distinct probabilities: the ties come out in class order (a stable sort), as tuples."""
+    rng = np.random.default_rng(10)
+    p = rng.choice([1.0, 2.0], size=100)
+    p /= p.sum()
+    names = [f"class{i}" for i in range(100)]
+    got = ex.top_k(p, names, 30)
+    expected = [names[i] for i in np.argsort(-p, kind="stable")[:30]]
+    assert all(isinstance(pair, tuple) and len(pair) == 2 for pair in got), "return (name, probability) tuples"
+    assert [n for n, _ in got] == expected, "equal probabilities must keep the class order"

@@ -19,7 +19,8 @@ def channel_weights(gradients: np.ndarray) -> np.ndarray:
     Contract:
         * ``gradients`` is ``(N, H, W, C)``: d(class score) / d(feature map) for a batch of ``N`` images.
         * Returns ``alpha`` of shape ``(N, C)``: ``alpha[n, c]`` is the mean of ``gradients[n, :, :, c]``
-          over all ``H * W`` positions of image ``n`` (global average pooling of the gradients), float32.
+          over all ``H * W`` positions of image ``n`` (global average pooling of the gradients), float32
+          whatever the input dtype; ``gradients`` is not modified.
 
     Hints:
         * Average over the two spatial axes together; the images and the channels stay.
@@ -43,7 +44,8 @@ def gradcam_from_activations(activations: np.ndarray, gradients: np.ndarray) -> 
           ``alpha = channel_weights(gradients)``.
         * Then each map is scaled to ``[0, 1]`` by dividing it by *its own* maximum; a map whose maximum
           is 0 (nothing positive) stays all zeros, never ``nan``.
-        * Returns float32 ``(N, H, W)`` (the package's ``visiondl_keras.evaluation.gradcam.gradcam_from_activations``
+        * Neither input is modified (``np.asarray`` does not copy a float32 array: no in-place ``*=``).
+        * Returns float32 ``(N, H, W)`` whatever the input dtypes (the package's ``visiondl_keras.evaluation.gradcam.gradcam_from_activations``
           has the same contract; it is what lesson 06 calls).
 
     Hints:

@@ -16,10 +16,12 @@ def softmax_with_temperature(logits: np.ndarray, temperature: float = 1.0) -> np
     """``softmax(logits / temperature)`` along the last axis, computed without overflow.
 
     Contract:
-        * ``logits`` is ``(..., K)``; the result has the same shape, float64, every row sums to 1.
+        * ``logits`` is ``(..., K)`` (any float dtype); the result has the same shape, float64 whatever
+          the input dtype, every row sums to 1; ``logits`` is not modified.
         * ``temperature > 1`` softens the distribution (towards uniform), ``< 1`` sharpens it; the
           argmax never changes.
-        * Must stay finite for huge logits (e.g. 1000): subtract each row's maximum before ``exp``.
+        * Must stay finite for huge logits (e.g. 1000): subtract *each row's own* maximum before ``exp``
+          (one maximum for the whole array underflows the rows whose logits are much smaller).
 
     Hints:
         * ``z = logits / T``; ``z - z.max(axis=-1, keepdims=True)`` changes nothing mathematically.

@@ -32,7 +32,8 @@ def random_crop(images: np.ndarray, padding: int = 4, rng: np.random.Generator |
           (``rng.integers(..., size=N)`` twice; this order makes your crops match the package's for
           the same seed).
         * ``padding=0`` returns an unchanged copy.
-        * ``rng`` is the ``numpy.random.Generator`` to draw from; ``None`` means ``np.random.default_rng()``.
+        * ``rng`` is the ``numpy.random.Generator`` to draw from; ``None`` means a fresh, unseeded
+          ``np.random.default_rng()`` (two calls then crop differently).
 
     Hints:
         * Pad only axes 1 and 2: ``np.pad(images, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")``.
@@ -59,7 +60,8 @@ def random_flip(images: np.ndarray, rng: np.random.Generator | None = None) -> n
           (the width axis, ``axis=1`` of a single ``(H, W, C)`` image), each with probability 1/2,
           drawn independently per image: image ``i`` is flipped when ``rng.random(N)[i] < 0.5``
           (one call for the batch, so your flips match the package's for the same seed).
-        * ``images`` itself is not modified.
+        * ``images`` itself is not modified (any dtype, float32 included).
+        * ``rng=None`` means a fresh ``np.random.default_rng()`` (unseeded: two calls differ).
 
     Hints:
         * ``rng.random(n) < 0.5`` gives one coin per image.
@@ -82,14 +84,15 @@ class PerImageRandomCrop(keras.layers.Layer):
     ``model.fit``; at inference it passes images through unchanged.
 
     Contract:
-        * ``PerImageRandomCrop(padding=4, seed=None, **kwargs)``: ``padding`` an int >= 0 (``ValueError``
-          otherwise); ``seed`` seeds a ``keras.random.SeedGenerator`` made in ``__init__``.
+        * ``PerImageRandomCrop(padding=4, seed=None, **kwargs)``: ``padding`` a whole number >= 0
+          (``ValueError`` otherwise, e.g. for ``-1`` or ``2.5``); ``seed`` seeds a ``keras.random.SeedGenerator`` made in ``__init__``.
         * ``call(images, training=None)`` with ``images`` of shape ``(N, H, W, C)``:
           - ``training`` true: reflect-pad by ``padding`` on both spatial axes and return, for every
             image, the ``H x W`` window at offsets ``(top, left)`` drawn independently per image,
             uniform in ``0..2*padding`` (``keras.random.randint`` with the seed generator);
           - otherwise (``False`` or ``None``): the images, unchanged.
-        * Same shape and dtype out as in; ``padding=0`` is the identity.
+        * Same shape and dtype out as in, for any ``H`` and ``W`` (not only square images);
+          ``padding=0`` is the identity.
         * ``get_config()`` includes ``padding`` and ``seed`` (a model with the layer can be saved).
 
     Hints: ``ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")``; index grids

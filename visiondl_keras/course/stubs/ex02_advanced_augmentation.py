@@ -24,7 +24,8 @@ def mixup(
         * ``mixed_images = lam * images + (1 - lam) * images[perm]``, as float32.
         * ``mixed_labels = lam * labels_onehot + (1 - lam) * labels_onehot[perm]``, as float32:
           the same ``lam`` and the same ``perm`` as the images.
-        * The inputs are not modified.
+        * ``images`` may be uint8 or float; the arithmetic is done in float32 (uint8 arithmetic would
+          wrap around). The inputs are not modified, whatever their dtype.
 
     Hints:
         * ``rng.beta(alpha, alpha)`` and ``rng.permutation(n)``.
@@ -46,7 +47,8 @@ def cutmix_box(height: int, width: int, lam: float, rng: np.random.Generator | N
     """The rectangle that CutMix (Yun et al., 2019) pastes: ``(top, bottom, left, right)``.
 
     Contract:
-        * The uncut box has ``cut_h = int(round(height * sqrt(1 - lam)))`` rows and
+        * The uncut box has ``cut_h = int(round(height * sqrt(1 - lam)))`` rows (rounded to the
+          nearest integer, not truncated) and
           ``cut_w = int(round(width * sqrt(1 - lam)))`` columns, so it covers a fraction ``1 - lam`` of the image.
         * Its centre is drawn uniformly over the pixels, first ``cy = rng.integers(0, height)``,
           then ``cx = rng.integers(0, width)`` (this order makes your boxes match the package's for
@@ -85,7 +87,8 @@ def cutmix(
         * Because the box may have been clipped at a border, the label weight is the *actual* area:
           ``lam_adj = 1 - (bottom - top) * (right - left) / (H * W)`` and
           ``mixed_labels = lam_adj * labels_onehot + (1 - lam_adj) * labels_onehot[perm]`` (float32).
-        * The inputs are not modified.
+        * The inputs are not modified, whatever their dtype: ``np.asarray(x, dtype=np.float32)`` does
+          *not* copy a float32 array, so paste into a copy.
 
     Hints:
         * Reuse your ``cutmix_box``.

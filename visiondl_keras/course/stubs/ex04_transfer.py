@@ -17,8 +17,8 @@ def freeze_all_but_top(model, n: int) -> list[str]:
     Contract (the same rules as the package's ``visiondl_keras.models.backbones.freeze_all_but_top``,
     which lesson 04 uses):
         * The layers that *count* are the model's direct layers (``model.layers``, input side first)
-          that own weights (``layer.weights`` is not empty), except ``keras.layers.BatchNormalization``
-          layers. The "top ``n``" are the last ``n`` of those; ``n = 0`` chooses none and ``n`` larger
+          that own weights (``layer.weights`` is not empty, whatever their kind: Conv2D, Dense,
+          DepthwiseConv2D, LayerNormalization, ...), except ``keras.layers.BatchNormalization`` layers. The "top ``n``" are the last ``n`` of those; ``n = 0`` chooses none and ``n`` larger
           than their number chooses all of them.
         * First ``model.trainable = True`` (in Keras 3, setting a model's flag sets every layer's, and a
           frozen model hides all its weights); then every layer of ``model.layers`` gets
@@ -50,7 +50,7 @@ def count_trainable_params(model) -> int:
         * Non-trainable variables never count: frozen layers' weights, and BatchNormalization's moving
           mean and variance even in a trainable layer (they are updated by statistics, not gradients).
         * The package's ``visiondl_keras.models.backbones.trainable_params`` computes the same number.
-        * Returns a Python int.
+        * Returns a Python ``int`` (not a numpy integer).
 
     Hints:
         * A variable has a ``.shape``; ``math.prod`` or ``numpy.prod`` turns it into a size.

@@ -44,6 +44,7 @@ def per_class_recall(cm: np.ndarray) -> np.ndarray:
         * ``cm`` is a confusion matrix as returned by ``confusion_matrix`` (rows: truth).
         * ``recall[i] = cm[i, i] / (number of examples of true class i)``, float64, shape ``(K,)``.
         * A class with no examples gets ``nan`` (there is nothing to recall), without a warning.
+        * ``cm`` itself is not modified (whatever its dtype).
 
     Hints:
         * Which axis holds the examples of one *true* class? (Dividing by the other axis gives precision.)
@@ -67,7 +68,8 @@ def most_confident_mistakes(probs: np.ndarray, labels: np.ndarray, k: int) -> np
           *predicted* class.
         * Only mistakes (prediction != label) are candidates. They are ordered by confidence, highest
           first; equal confidences keep the lower index first.
-        * Returns an int64 array of at most ``k`` indices into ``probs``: fewer when there are fewer
+        * Equal confidences keep the lower index first however many ties there are (a stable sort).
+        * Returns an int64 numpy array (not a list) of at most ``k`` indices into ``probs``: fewer when there are fewer
           mistakes, empty (``shape (0,)``) when there are none.
 
     Hints:

@@ -23,7 +23,9 @@ def fgsm_perturb(images: np.ndarray, gradients: np.ndarray, epsilon: float) -> n
         * ``gradients`` is d(loss)/d(images), same shape as ``images``; the step goes *up* the loss.
         * Every pixel moves by exactly ``epsilon`` (or 0 where the gradient is 0), then the result is
           clipped to ``[0, 255]``.
-        * Returns float32, same shape; ``epsilon = 0`` returns the images (as float32).
+        * ``images`` may be uint8 or float; compute in float32 (a uint8 ``250 + 8`` would wrap around).
+        * Returns float32, same shape; ``epsilon = 0`` returns the images (as float32). The inputs
+          are not modified.
 
     Hints:
         * ``np.sign``; only the sign of the gradient is used, not its size.
@@ -45,6 +47,8 @@ def project_linf(adversarial: np.ndarray, original: np.ndarray, epsilon: float) 
     Contract:
         * Every pixel is clipped to ``[original - epsilon, original + epsilon]`` *and* to ``[0, 255]``.
         * Pixels already inside both ranges are unchanged. Returns float32, same shape.
+        * ``original`` may be uint8: compute the bounds in float32 (a uint8 ``3 - 8`` wraps to 251).
+          The inputs are not modified.
 
     Hints:
         * The ball is centred on the *original* image, not on the current adversarial one.

@@ -3,7 +3,7 @@
 Thin translation of the command line into :mod:`visiondl_keras.course.grading`: ``grade SUBMISSIONS_DIR``
 calls :func:`~visiondl_keras.course.grading.grade_class`, ``--reset`` calls
 :func:`~visiondl_keras.course.grading.reset_exercises` and ``--write-stubs`` (maintainers)
-:func:`~visiondl_keras.course.grading.write_stubs`. Folders default to ``./exercises`` and ``./solutions``.
+:func:`~visiondl_keras.course.grading.write_stubs` (and the points table of ``exercises/README.md``). Folders default to ``./exercises`` and ``./solutions``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ import argparse
 from pathlib import Path
 
 from visiondl_keras.cli.common import quiet_parent
-from visiondl_keras.course.grading import STUBS_DIR, grade_class, reset_exercises, write_stubs
+from visiondl_keras.course.grading import STUBS_DIR, grade_class, reset_exercises, write_points_table, write_stubs
 
 
 def _write_stubs(args: argparse.Namespace) -> int:
     exercises = Path(args.exercises_dir or "exercises")
     written = write_stubs(Path(args.solutions_dir or "solutions"), [exercises, STUBS_DIR])
+    readme = exercises / "README.md"
+    table = readme.is_file() and write_points_table(readme, exercises)
     if not args.quiet:
-        print(f"wrote {len(written)} stub files")
+        print(f"wrote {len(written)} stub files" + (f"; updated the points table in {readme}" if table else ""))
     return 0
 
 

@@ -195,6 +195,104 @@ def reset_exercises(exercises_dir: str | os.PathLike, only: list[str] | None = N
 
 
 # --------------------------------------------------------------------------------------------
+# Points, read from the graded tests
+# --------------------------------------------------------------------------------------------
+
+TABLE_START = "<!-- points table: written by `python -m visiondl_keras grade --write-stubs`; do not edit -->"
+TABLE_END = "<!-- end of the points table -->"
+
+
+def _test_points(node: ast.FunctionDef) -> float:
+    """What one graded test is worth: its ``@pytest.mark.points(n)`` (1 without a marker)."""
+    for deco in node.decorator_list:
+        func = deco.func if isinstance(deco, ast.Call) else deco
+        if isinstance(func, ast.Attribute) and func.attr == "points" and isinstance(deco, ast.Call) and deco.args:
+            value = deco.args[0]
+            if isinstance(value, ast.Constant) and isinstance(value.value, (int, float)):
+                return float(value.value)
+    return 1.0
+
+
+def exercise_points(tests_dir: str | os.PathLike) -> dict[str, float]:
+    """The maximum points of every exercise, summed from the ``points`` markers of its graded tests.
+
+    Read from the test files (nothing is run), so the tables in the documentation and the score
+    table of ``pytest exercises`` cannot disagree.
+
+    Args:
+        tests_dir: the folder of the graded tests (``exercises/``).
+
+    Returns:
+        ``{"ex01_augmentation": 27.0, ...}``, sorted by exercise.
+    """
+    points = {}
+    for path in sorted(Path(tests_dir).glob("test_ex*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tests = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
+        points[path.stem[len("test_"):]] = sum(_test_points(n) for n in tests)
+    return points
+
+
+def _exercise_summary(stub: Path) -> tuple[str, str]:
+    """``("01 data and baseline augmentation", "`random_crop`, ...")`` from a stub's docstring and names."""
+    tree = ast.parse(stub.read_text(encoding="utf-8"))
+    doc = (ast.get_docstring(tree) or "").splitlines()[0] if ast.get_docstring(tree) else ""
+    match = re.search(r"\(lesson (\d+), ([^)]*)\)", doc)
+    lesson = f"{match.group(1)} {match.group(2)}" if match else ""
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            builds_a_model = node.returns is not None and "Model" in ast.unparse(node.returns)
+            names.append(f"`{node.name}`" + (" (Keras model)" if builds_a_model else ""))
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            bases = " ".join(ast.unparse(b) for b in node.bases)
+            kind = "Keras layer" if "Layer" in bases else "Keras callback" if "Callback" in bases else "class"
+            names.append(f"`{node.name}` ({kind})")
+    return lesson, ", ".join(names)
+
+
+def points_table(tests_dir: str | os.PathLike, stubs_dir: str | os.PathLike = STUBS_DIR) -> str:
+    """The Markdown table of exercises, functions to write and points (``exercises/README.md`` holds it).
+
+    Args:
+        tests_dir: the folder of the graded tests.
+        stubs_dir: the exercise stubs (their docstrings name the lesson, their definitions the functions).
+
+    Returns:
+        The table, one row per exercise and a total row, ending with a newline.
+    """
+    points = exercise_points(tests_dir)
+    rows = ["| lesson | exercise module | functions to write | points |", "|---|---|---|---:|"]
+    for stub in exercise_files(stubs_dir):
+        lesson, names = _exercise_summary(stub)
+        rows.append(f"| {lesson} | `{stub.name}` | {names} | {_num(points.get(stub.stem, 0.0))} |")
+    rows.append(f"| | | **total** | **{_num(sum(points.values()))}** |")
+    return "\n".join(rows) + "\n"
+
+
+def write_points_table(readme: str | os.PathLike, tests_dir: str | os.PathLike,
+                       stubs_dir: str | os.PathLike = STUBS_DIR) -> bool:
+    """Replace the table between :data:`TABLE_START` and :data:`TABLE_END` in ``readme``.
+
+    Returns:
+        True when the file changed.
+
+    Raises:
+        ConfigError: ``readme`` has no such markers.
+    """
+    readme = Path(readme)
+    text = readme.read_text(encoding="utf-8")
+    if TABLE_START not in text or TABLE_END not in text:
+        raise ConfigError(f"{readme}: no points table markers ({TABLE_START!r} ... {TABLE_END!r}).")
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    new = f"{head}{TABLE_START}\n{points_table(tests_dir, stubs_dir)}{TABLE_END}{tail}"
+    if new != text:
+        atomic_write_text(readme, new)
+    return new != text
+
+
+# --------------------------------------------------------------------------------------------
 # Grading
 # --------------------------------------------------------------------------------------------
 

@@ -182,3 +182,35 @@ def test_the_committed_card_is_regenerated_exactly_from_the_run_directory_alone(
     assert info["checkpoint"] == root / "artifacts" / "checkpoints" / "scratch_airbench94.keras"
     assert render(info, base=root) == (root / "model_card.md").read_text(), \
         "model_card.md is stale: run `python -m visiondl_keras model-card artifacts/runs/scratch_airbench94`"
+
+
+def test_transfer_section_reads_the_published_transfer_artifacts(tmp_path):
+    import json
+
+    from visiondl_keras.reporting.model_card_transfer import transfer_lines
+
+    art = tmp_path / "artifacts"
+    (art / "metrics").mkdir(parents=True)
+    sources: list[str] = []
+    assert transfer_lines(art, sources) == [] and sources == []  # nothing published: no section
+    ref = {"checkpoint": "artifacts/checkpoints/transfer_x_128px.keras", "model": "mobilenet_v2_a0.35_128px",
+           "params": 423018, "checkpoint_bytes": 2_300_000, "recipe": "two stages", "test_accuracy": 0.9012,
+           "best_val_accuracy": 0.905, "train_time_s": 4200, "command": "python -m visiondl_keras transfer-train",
+           "data": {"n_test": 10000}}
+    (art / "metrics" / "transfer_reference.json").write_text(json.dumps(ref))
+    text = "\n".join(transfer_lines(art, sources))
+    assert "**90.12%** on the 10,000 test images after" in text and "70.0 min" in text and "423,018 parameters" in text and "2.3 MB" in text
+    assert "Not calibrated yet" in text and len(sources) == 1
+    cal = {"temperature": 1.25, "test": {"before": {"ece": 0.05, "nll": 0.4}, "after": {"ece": 0.01, "nll": 0.3}}}
+    (art / "metrics" / "calibration_transfer_x_128px.json").write_text(json.dumps(cal))
+    diag = {"accuracy": 0.9, "data": {"num_images": 2000, "subset": True},
+            "corruptions": {"mean_by_corruption": {"fog": 0.5, "blur": 0.7}}}
+    (art / "metrics" / "diagnostics_transfer_x_128px.json").write_text(json.dumps(diag))
+    vs = {"table": [{"budget_minutes": 10, "scratch": {"finished_test_accuracy": 0.82},
+                     "transfer": {"finished_test_accuracy": None}}]}
+    (art / "metrics" / "transfer_vs_scratch.json").write_text(json.dumps(vs))
+    sources.clear()
+    text = "\n".join(transfer_lines(art, sources))
+    assert "test ECE 5.00% → 1.00%" in text and "temperature 1.250" in text
+    assert "mean corruption accuracy 60.00% (worst: fog, 50.00%)" in text and "stratified subset" in text
+    assert "| 10 min | 82.00% | – |" in text and len(sources) == 4

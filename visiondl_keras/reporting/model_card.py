@@ -12,7 +12,8 @@ Every number in the card is read from files, never typed in:
 
 Sections: model details, intended and out-of-scope uses, training data (with the JPEG-mirror
 caveat when the run used that source), metrics (accuracy, per-class, calibration before/after),
-limitations and failure modes, export formats, how it was generated.
+limitations and failure modes, export formats, the shipped transfer-learning model (when published), how
+it was generated.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from visiondl_keras.errors import ConfigError
 from visiondl_keras.evaluation.calibrate import markdown_table
 from visiondl_keras.evaluation.calibration import read_calibration, sidecar_path
 from visiondl_keras.io import atomic_write_text, read_json
+from visiondl_keras.reporting.model_card_transfer import transfer_lines
 from visiondl_keras.runs import CHECKPOINT_NAMES, published_checkpoint
 
 # --------------------------------------------------------------------------------------------
@@ -496,8 +498,13 @@ def _provenance(info: dict, ctx: dict) -> list[str]:
     return L
 
 
+def _transfer(info: dict, ctx: dict) -> list[str]:
+    """The shipped transfer-learning model, when one is published (see :mod:`.model_card_transfer`)."""
+    return transfer_lines(info["artifacts"], info["sources"])
+
+
 SECTIONS = (_header, _details, _uses, _training_data, _metrics, _calibration, _limitations, _export_formats,
-            _provenance)
+            _transfer, _provenance)
 
 
 def render(info: dict, base: Path | None = None, command: str | None = None) -> str:

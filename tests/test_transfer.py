@@ -648,3 +648,24 @@ def test_time_to_targets():
     assert time_to_targets(rows, (0.5, 0.7, 0.8)) == {
         "0.5": {"epoch": 1, "time_s": 10.0}, "0.7": {"epoch": 2, "time_s": 20.0}, "0.8": None,
     }
+
+
+def test_epoch_cosine_shortens_its_plan_when_epochs_slow_down(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    compile_transfer_model(model, 0.1)
+    state = tmp_path / "schedule.json"
+    cb = EpochCosine(0.1, max_epochs=10, budget_s=100.0, state_file=state)
+    cb.set_model(model)
+    cb.on_epoch_end(0, {"epoch_time_s": 10.0, "time_s": 10.0})
+    assert cb.total == 10
+    cb.on_epoch_end(1, {"epoch_time_s": 10.0, "time_s": 20.0})
+    assert cb.total == 10  # on plan: unchanged
+    cb.on_epoch_end(2, {"epoch_time_s": 40.0, "time_s": 60.0})  # mean 20 s: 2 more epochs fit in the 40 s left
+    assert cb.total == 5 and json.loads(state.read_text())["total_epochs"] == 5 and not model.stop_training
+    assert json.loads(state.read_text())["first_epoch_s"] == 10.0  # the first plan is kept beside the new one
+    assert cb.rate(4) < cb.rate(3) < 0.1 * 0.5  # the decay now ends within the budget
+    cb.on_epoch_end(3, {"epoch_time_s": 5.0, "time_s": 65.0})  # faster again: the plan is never lengthened
+    assert cb.total == 5
+    cb.on_epoch_end(4, {"epoch_time_s": 5.0, "time_s": 70.0})
+    assert model.stop_training
+    assert EpochCosine(0.1, max_epochs=10, budget_s=100.0, state_file=state).total == 5  # resumed: same plan

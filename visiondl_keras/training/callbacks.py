@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from visiondl_keras.errors import ConfigError, VisionDLError
+from visiondl_keras.io import read_json, write_json
 from visiondl_keras.runs import RunDir, save_keras_atomic
 
 
@@ -262,4 +263,63 @@ class TimeBudget(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.seconds is not None and float((logs or {}).get("time_s", 0.0)) >= self.seconds:
             self.stopped_at = epoch + 1
+            self.model.stop_training = True
+
+
+class EpochCosine(keras.callbacks.Callback):
+    """Per-epoch cosine decay over a number of epochs that a time budget may shorten; resumable.
+
+    Epoch ``k`` (from 0) trains at ``lr * (0.5 + 0.5 cos(pi k / total))``. With ``budget_s``, after
+    the first epoch ``total`` becomes ``min(max_epochs, budget_s // that epoch's seconds)`` (at least
+    2); after each later epoch the plan is checked against the mean epoch time so far and shortened
+    (never lengthened) when the remaining budget no longer holds the remaining epochs, so a run that
+    slows down (a busy machine) still ends its decay at a low rate instead of being cut off mid-way.
+    Every plan is written to ``state_file`` before the checkpoint, so a resumed run keeps it.
+    Training stops after ``total`` epochs. Taught in lesson 4.
+
+    Args:
+        lr: the rate of the first epoch.
+        max_epochs: the planned number of epochs.
+        budget_s: training seconds the stage may take (None: no budget).
+        state_file: where the chosen ``total`` is kept (None: not kept).
+
+    Example:
+        >>> round(EpochCosine(0.1, max_epochs=4).rate(2), 4)
+        0.05
+    """
+
+    def __init__(self, lr: float, max_epochs: int, budget_s: float | None = None, state_file=None):
+        super().__init__()
+        self.lr, self.total, self.budget_s, self.state_file = float(lr), int(max_epochs), budget_s, state_file
+        self.planned = False
+        if state_file is not None and state_file.is_file():
+            self.total, self.planned = int(read_json(state_file)["total_epochs"]), True
+
+    def rate(self, epoch: int) -> float:
+        """The learning rate of epoch ``epoch`` (from 0)."""
+        return self.lr * (0.5 + 0.5 * math.cos(math.pi * epoch / max(1, self.total)))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate.assign(self.rate(epoch))
+
+    def _save(self, plan: dict) -> None:
+        if self.state_file is not None:
+            previous = read_json(self.state_file) if self.state_file.is_file() else {}
+            write_json(self.state_file, {**previous, **plan})
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if epoch == 0 and self.budget_s and not self.planned:
+            seconds = max(float(logs.get("epoch_time_s", 0.0)), 1e-9)
+            self.total = max(2, min(self.total, int(self.budget_s // seconds)))
+            self.planned = True
+            self._save({"total_epochs": self.total, "first_epoch_s": seconds})
+        elif epoch > 0 and self.budget_s and logs.get("time_s"):
+            done, elapsed = epoch + 1, float(logs["time_s"])
+            fits = done + int(max(0.0, self.budget_s - elapsed) // (elapsed / done))
+            if fits < self.total:  # slower than planned: end the decay within the budget
+                self.total = max(done + 1, fits) if elapsed < self.budget_s else done
+                self._save({"total_epochs": self.total, "replanned_after_epoch": done,
+                            "mean_epoch_s": round(elapsed / done, 3)})
+        if epoch + 1 >= self.total:
             self.model.stop_training = True

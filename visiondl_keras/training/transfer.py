@@ -33,7 +33,6 @@ from visiondl_keras.data.cifar10 import describe_data
 from visiondl_keras.errors import ConfigError
 from visiondl_keras.evaluation.gradients import predict_logits
 from visiondl_keras.evaluation.metrics import accuracy, evaluate_logits
-from visiondl_keras.io import read_json, write_json
 from visiondl_keras.models.backbones import (
     apply_strategy,
     build_transfer_model,
@@ -44,7 +43,13 @@ from visiondl_keras.models.backbones import (
 from visiondl_keras.models.features import extract_features
 from visiondl_keras.reproducibility import environment_info
 from visiondl_keras.runs import RunDir
-from visiondl_keras.training.callbacks import Checkpointer, StabilityMonitor, TensorBoardLogger, TimeBudget
+from visiondl_keras.training.callbacks import (  # noqa: F401  (EpochCosine: taught here, lesson 4)
+    Checkpointer,
+    EpochCosine,
+    StabilityMonitor,
+    TensorBoardLogger,
+    TimeBudget,
+)
 from visiondl_keras.training.engine import evaluate_loss_accuracy, resume_state, run_epochs, steps_per_epoch
 
 HEAD_STAGE, FINETUNE_STAGE = "stage1_head", "stage2_finetune"
@@ -167,50 +172,6 @@ def compile_transfer_model(model: keras.Model, learning_rate: float = 1e-3, back
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
     return model
-
-
-class EpochCosine(keras.callbacks.Callback):
-    """Per-epoch cosine decay over a number of epochs that a time budget may shorten; resumable.
-
-    Epoch ``k`` (from 0) trains at ``lr * (0.5 + 0.5 cos(pi k / total))``. With ``budget_s``, after
-    the first epoch ``total`` becomes ``min(max_epochs, budget_s // that epoch's seconds)`` (at least
-    2) and is written to ``state_file`` before the checkpoint, so a resumed run keeps the same plan.
-    Training stops after ``total`` epochs. Taught in lesson 4.
-
-    Args:
-        lr: the rate of the first epoch.
-        max_epochs: the planned number of epochs.
-        budget_s: training seconds the stage may take (None: no budget).
-        state_file: where the chosen ``total`` is kept (None: not kept).
-
-    Example:
-        >>> round(EpochCosine(0.1, max_epochs=4).rate(2), 4)
-        0.05
-    """
-
-    def __init__(self, lr: float, max_epochs: int, budget_s: float | None = None, state_file=None):
-        super().__init__()
-        self.lr, self.total, self.budget_s, self.state_file = float(lr), int(max_epochs), budget_s, state_file
-        self.planned = False
-        if state_file is not None and state_file.is_file():
-            self.total, self.planned = int(read_json(state_file)["total_epochs"]), True
-
-    def rate(self, epoch: int) -> float:
-        """The learning rate of epoch ``epoch`` (from 0)."""
-        return self.lr * (0.5 + 0.5 * math.cos(math.pi * epoch / max(1, self.total)))
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.model.optimizer.learning_rate.assign(self.rate(epoch))
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0 and self.budget_s and not self.planned:
-            seconds = max(float((logs or {}).get("epoch_time_s", 0.0)), 1e-9)
-            self.total = max(2, min(self.total, int(self.budget_s // seconds)))
-            self.planned = True
-            if self.state_file is not None:
-                write_json(self.state_file, {"total_epochs": self.total, "first_epoch_s": seconds})
-        if epoch + 1 >= self.total:
-            self.model.stop_training = True
 
 
 class ReseedRandomLayers(keras.callbacks.Callback):

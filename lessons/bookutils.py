@@ -204,7 +204,8 @@ def splits(limit: int | None = 5000, test_limit: int | None = 2000, val_size: in
 # The lessons' own model (quick mode): the fast recipe of lesson 3 at half width, for a few epochs on the full
 # training split. Lesson 3 trains it live; lessons 5-9 reuse the same run directory (a completed run with the
 # same configuration is read, not retrained), so the book trains it once.
-LESSON_RUN_NAME: str = "fast_quick"
+# VISIONDL_LESSON_RUN names another run directory under runs/lessons/ (to keep two builds apart).
+LESSON_RUN_NAME: str = os.environ.get("VISIONDL_LESSON_RUN", "fast_quick")
 LESSON_RECIPE: dict = {"preset": "fast", "widths": [32, 128, 128], "epochs": 4}
 
 

@@ -5,10 +5,11 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 CHECKPOINT := artifacts/checkpoints/scratch_airbench94.keras
 
-.PHONY: help run test exercises test-fast test-jax lint book test-book serve-book reference ablation benchmarks clean-book reset-exercises grade
+.PHONY: help run dashboard test exercises test-fast test-jax lint book test-book serve-book reference ablation benchmarks clean-book reset-exercises grade
 
 help:
 	@echo "make run         install, then the headline: calibrated predictions for samples/ (or a quick train+evaluate)"
+	@echo "make dashboard   the classroom dashboard in your browser (http://127.0.0.1:7860, local only)"
 	@echo "make test        install what the tests need, then run the package tests and the exercise solutions"
 	@echo "make exercises   (students) run the graded exercise tests on your code in exercises/"
 	@echo "make test-jax    the backend smoke subset on JAX"
@@ -27,6 +28,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed-core pyproject.toml
 	$(PIP) install --quiet -e ".[dev]"
 	touch $@
 
+$(VENV)/.installed-dashboard: $(VENV)/.installed-core pyproject.toml
+	$(PIP) install --quiet -e ".[dashboard]"
+	touch $@
+
 $(VENV)/.installed-book: $(VENV)/.installed-core pyproject.toml
 	$(PIP) install --quiet -e ".[book]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
@@ -35,7 +40,7 @@ $(VENV)/.installed-book: $(VENV)/.installed-core pyproject.toml
 # The headline: calibrated predictions of the shipped model for one test image per class
 # (samples/ is written from your CIFAR-10 copy first); without a shipped model, a quick
 # train-and-evaluate run on the available data.
-run: $(VENV)/.installed-core
+run: $(VENV)/.installed-core $(VENV)/.installed-dashboard
 	@if [ -f $(CHECKPOINT) ]; then \
 		ls samples/*.png >/dev/null 2>&1 || $(PY) -m visiondl_keras samples --out samples --quiet; \
 		$(PY) -m visiondl_keras.infer samples/ --top-k 3; \
@@ -43,7 +48,10 @@ run: $(VENV)/.installed-core
 		$(PY) -m visiondl_keras train --quick --run-dir runs/quick; \
 	fi
 
-test: $(VENV)/.installed-dev
+dashboard: $(VENV)/.installed-dashboard
+	$(PY) -m visiondl_keras dashboard
+
+test: $(VENV)/.installed-dev $(VENV)/.installed-dashboard
 	$(VENV)/bin/ruff check visiondl_keras tests benchmarks exercises $(wildcard solutions)
 	$(VENV)/bin/pytest tests
 	@if [ -d solutions ]; then $(VENV)/bin/pytest exercises --solutions -q -p no:cacheprovider; \

@@ -167,8 +167,10 @@ class Page:
         """Let the page work for a moment, recording its requests."""
         self._run(self.cdp.pump(seconds))
 
-    def set_files(self, selector: str, paths) -> None:
-        """Give an ``<input type=file>`` (the first match of ``selector``) files, as a user's choice would."""
+    def set_files(self, selector: str, paths, timeout: float = 30) -> None:
+        """Give an ``<input type=file>`` (the first match of ``selector``, once it exists) files, as a user's
+        choice would."""
+        self.wait_for(f"document.querySelector({json.dumps(selector)}) !== null", timeout)
         root = self._run(self.cdp.call("DOM.getDocument", depth=-1, pierce=True))["root"]["nodeId"]
         node = self._run(self.cdp.call("DOM.querySelector", nodeId=root, selector=selector))["nodeId"]
         if not node:

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.quiet:
         print(f"note: serving on {args.host}: other computers on the network can open the dashboard")
-    serve(models=args.model, host=args.host, port=args.port, data=args.data, subset=args.subset, quiet=args.quiet)
+    serve(models=args.model, host=args.host, port=args.port, data=args.data, subset=args.subset, quiet=args.quiet,
+          preload=not args.no_preload)
     return 0
 
 
@@ -66,4 +67,6 @@ def register(subparsers) -> None:
     p.add_argument("--subset", type=_subset, default=1000,
                    help="test images (a stratified subset) for the confusion matrix and calibration "
                    "(default 1000; 0 = all 10,000)")
+    p.add_argument("--no-preload", action="store_true",
+                   help="load each model when first used (default: load them in the background once the page is up)")
     p.set_defaults(func=run)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from pathlib import Path
 
 from visiondl_keras.dashboard.handlers import ANY_CLASS, Handlers
@@ -208,7 +209,7 @@ def build_app(handlers: Handlers):
 
 
 def serve(models=None, host: str = "127.0.0.1", port: int = 7860, data: str | None = None,
-          subset: int = 1000, root: str | os.PathLike = ".", quiet: bool = False) -> None:
+          subset: int = 1000, root: str | os.PathLike = ".", quiet: bool = False, preload: bool = True) -> None:
     """Start the dashboard and serve it until interrupted.
 
     Args:
@@ -219,6 +220,8 @@ def serve(models=None, host: str = "127.0.0.1", port: int = 7860, data: str | No
         subset: test images for the statistics (stratified; 0 = all 10,000).
         root: the folder whose ``artifacts/`` and ``runs/`` are read.
         quiet: print nothing but errors.
+        preload: once the page is up, load the models in a background thread (the first answer is
+            then quicker); False loads each on first use only.
 
     Raises:
         ModelError: a model file does not exist.
@@ -232,4 +235,7 @@ def serve(models=None, host: str = "127.0.0.1", port: int = 7860, data: str | No
     app.queue(default_concurrency_limit=1)
     app.launch(server_name=host, server_port=port, share=False, inbrowser=False, quiet=quiet,
                theme=offline_theme(), max_file_size=MAX_FILE_SIZE, ssr_mode=False, show_error=True,
-               mcp_server=False, pwa=False)
+               mcp_server=False, pwa=False, prevent_thread_lock=True)
+    if preload:
+        threading.Thread(target=handlers.res.preload, name="dashboard-preload", daemon=True).start()
+    app.block_thread()

@@ -128,6 +128,18 @@ class Resources:
                 self._predictors[name] = load_predictor(self.path(name), calibrated=True)
             return self._predictors[name]
 
+    def preload(self) -> None:
+        """Load every model now (the server calls it in a background thread once the page is up, so the
+        first answer does not wait for Keras and the checkpoints); a model that fails to load is left
+        for the page to report when it is used."""
+        from visiondl_keras.errors import VisionDLError
+
+        for name in self.names:
+            try:
+                self.predictor(name)
+            except VisionDLError:
+                continue
+
     def gradient_models(self) -> list[str]:
         """The names of the models with gradients (``.keras``): Grad-CAM and FGSM need one."""
         return [n for n, p in self._names.items() if p.suffix == ".keras"]

@@ -327,7 +327,8 @@ _PAGE_STATE = """
   const rawSample = hit === undefined ? '' : prose.slice(Math.max(0, hit - 60), hit + 60);
   const article = document.querySelector('article') || document.body;
   const figures = Array.from(document.querySelectorAll('div.cell_output img')).map(i => ({
-      src: i.getAttribute('src').slice(-60), natural: i.naturalWidth, shown: i.clientWidth}));
+      src: i.getAttribute('src').slice(-60), natural: i.naturalWidth, shown: i.clientWidth,
+      sized: i.hasAttribute('width')}));
   return {
     math_sources: document.querySelectorAll('span.math, div.math').length,
     math_rendered: document.querySelectorAll('.MathJax, .MathJax_Display, mjx-container').length,
@@ -407,8 +408,8 @@ def test_lesson_pages_in_headless_chromium(server, browser):
             problems.append(f"{name}: raw TeX delimiters in the text: {st['raw_tex_sample']!r}")
         if st["page_width"] > 1280:
             problems.append(f"{name}: the page scrolls sideways ({st['page_width']} px wide at a 1280 px viewport)")
-        for fig in st["figures"]:
-            if fig["natural"] and fig["shown"] < MIN_FIGURE_SCALE * fig["natural"]:
+        for fig in st["figures"]:  # figures drawn in the lesson (artifact images are shown at a set width)
+            if not fig["sized"] and fig["natural"] and fig["shown"] < MIN_FIGURE_SCALE * fig["natural"]:
                 problems.append(f"{name}: figure ...{fig['src']} shown at {fig['shown']} of {fig['natural']} px: "
                                 "its text would be too small (plots.py keeps figures within the text column)")
         shot = Path(st["screenshot"])

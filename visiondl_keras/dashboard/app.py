@@ -42,14 +42,16 @@ def offline_theme():
     return gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
 
 
-def _shown(fn):
-    """Show a user error (:class:`VisionDLError`) as a message in the page instead of failing the event."""
+def _shown_under(fn, lock):
+    """Run an event under ``lock`` (see :class:`Resources`) and show a user error
+    (:class:`VisionDLError`) as a message in the page instead of failing the event."""
     import gradio as gr
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with lock:
+                return fn(*args, **kwargs)
         except VisionDLError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
@@ -63,6 +65,7 @@ def build_app(handlers: Handlers):
     import pandas as pd
 
     res = handlers.res
+    shown = functools.partial(_shown_under, lock=res.lock)
     names = res.names
     keras_names = res.gradient_models()
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
@@ -93,13 +96,13 @@ def build_app(handlers: Handlers):
                     with gr.Accordion("as JSON", open=False):
                         record = gr.JSON(label="answers")
             outs = [current, message, preview, answers, cams, record]
-            upload.upload(_shown(handlers.upload), [upload, tta, show_cam, k], outs, api_name="predict_upload")
-            random_btn.click(_shown(lambda c, *a: handlers.test_image(c, None, *a)), [class_pick, tta, show_cam, k],
+            upload.upload(shown(handlers.upload), [upload, tta, show_cam, k], outs, api_name="predict_upload")
+            random_btn.click(shown(lambda c, *a: handlers.test_image(c, None, *a)), [class_pick, tta, show_cam, k],
                              outs, api_name="predict_test_image")
-            wrong_btn.click(_shown(handlers.test_image), [class_pick, wrong_model, tta, show_cam, k], outs,
+            wrong_btn.click(shown(handlers.test_image), [class_pick, wrong_model, tta, show_cam, k], outs,
                             api_name="predict_misclassified")
             for control in (tta, show_cam, k):
-                control.change(_shown(handlers.answer), [current, tta, show_cam, k], outs[2:], api_name=False)
+                control.change(shown(handlers.answer), [current, tta, show_cam, k], outs[2:], api_name=False)
 
         with gr.Tab("Errors", id="errors"):
             gr.Markdown("The confusion matrix of a model on a stratified subset of the test split.")
@@ -116,7 +119,7 @@ def build_app(handlers: Handlers):
                         cell_pred = gr.Dropdown(list(CLASS_NAMES), value="dog", label="predicted class")
                     cell_note = gr.Markdown()
             cell_gallery = gr.Gallery(label="images of the cell, most confident first", columns=8, height=320)
-            err_btn.click(_shown(handlers.confusion), [err_model], [err_plot, err_note, err_table],
+            err_btn.click(shown(handlers.confusion), [err_model], [err_plot, err_note, err_table],
                           api_name="confusion")
 
             def select_cell(evt: gr.SelectData):
@@ -129,7 +132,7 @@ def build_app(handlers: Handlers):
 
             err_table.select(select_cell, None, [cell_true, cell_pred], api_name=False)
             for control in (cell_true, cell_pred):
-                control.change(_shown(handlers.cell), [err_model, cell_true, cell_pred], [cell_gallery, cell_note],
+                control.change(shown(handlers.cell), [err_model, cell_true, cell_pred], [cell_gallery, cell_note],
                                api_name=False)
 
         with gr.Tab("Calibration", id="calibration"):
@@ -148,9 +151,9 @@ def build_app(handlers: Handlers):
                 ref_t, _ = handlers.calibration_reference(model)
                 return (*handlers.calibration(model, round(ref_t, 2)), round(ref_t, 2))
 
-            cal_btn.click(_shown(compute_calibration), [cal_model], [cal_before, cal_after, cal_table, temperature],
+            cal_btn.click(shown(compute_calibration), [cal_model], [cal_before, cal_after, cal_table, temperature],
                           api_name="calibration")
-            temperature.input(_shown(handlers.calibration_at), [cal_model, temperature], [cal_after, cal_table],
+            temperature.input(shown(handlers.calibration_at), [cal_model, temperature], [cal_after, cal_table],
                               api_name="calibration_at", trigger_mode="always_last")
 
         with gr.Tab("Robustness", id="robustness") as robust_tab:
@@ -174,8 +177,8 @@ def build_app(handlers: Handlers):
                 rob_curves = gr.Image(label="accuracy under noise and attacks", type="pil", interactive=False)
                 rob_heat = gr.Image(label="accuracy per corruption and severity", type="pil", interactive=False)
             rob_inputs = [current, kind, corruption, severity, sigma, epsilon, rob_model]
-            rob_btn.click(_shown(handlers.perturb), rob_inputs, [rob_before, rob_after, rob_table], api_name="perturb")
-            robust_tab.select(_shown(handlers.robustness_curves), None, [rob_curves, rob_heat, rob_note],
+            rob_btn.click(shown(handlers.perturb), rob_inputs, [rob_before, rob_after, rob_table], api_name="perturb")
+            robust_tab.select(shown(handlers.robustness_curves), None, [rob_curves, rob_heat, rob_note],
                               api_name=False)
 
         with gr.Tab("Runs", id="runs") as runs_tab:
@@ -202,9 +205,9 @@ def build_app(handlers: Handlers):
                 return gr.update(choices=names_now), gr.update(choices=names_now), gr.update(choices=metrics)
 
             for control in (run_a, run_b, metric):
-                control.change(_shown(plot_runs), [run_a, run_b, metric], [curves, curves_note], api_name=False)
+                control.change(shown(plot_runs), [run_a, run_b, metric], [curves, curves_note], api_name=False)
             runs_tab.select(refresh_runs, [run_a, run_b], [run_a, run_b, metric], api_name=False).then(
-                _shown(plot_runs), [run_a, run_b, metric], [curves, curves_note], api_name=False)
+                shown(plot_runs), [run_a, run_b, metric], [curves, curves_note], api_name=False)
     return app
 
 
@@ -227,6 +230,10 @@ def serve(models=None, host: str = "127.0.0.1", port: int = 7860, data: str | No
         ModelError: a model file does not exist.
     """
     _offline_environment()
+    # Gradio switches matplotlib's backend around every event (in its event loop's thread); pyplot must be
+    # fully imported before that can happen, or an event racing a first import in a worker thread fails.
+    import matplotlib.pyplot  # noqa: F401
+
     from visiondl_keras.dashboard.resources import discover_models
 
     paths = [Path(m) for m in models] if models else discover_models(root)

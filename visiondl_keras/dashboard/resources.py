@@ -82,6 +82,10 @@ class TestImages:
 class Resources:
     """The dashboard's models and data, each loaded on first use (thread-safe).
 
+    ``lock`` (re-entrant) serialises loading; the page also runs every event under it, so that two
+    events never import or load the same heavy module at once (Python's imports are not safe
+    against that with circular imports, as matplotlib's are) and never compete for the CPU.
+
     Args:
         models: model files (``.keras``, ``.tflite``, SavedModel folders); see :func:`discover_models`.
         data: the CIFAR-10 source (default: ``$VISIONDL_DATA`` and the other places
@@ -97,7 +101,7 @@ class Resources:
     _predictors: dict = field(default_factory=dict, init=False)
     _logits: dict = field(default_factory=dict, init=False)
     _test: TestImages | None = field(default=None, init=False)
-    _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
+    lock: threading.RLock = field(default_factory=threading.RLock, init=False)
 
     def __post_init__(self):
         if self.subset < 0:
@@ -121,7 +125,7 @@ class Resources:
 
     def predictor(self, name: str):
         """The :class:`~visiondl_keras.deploy.predictor.Predictor` of a model (calibrated), loaded once."""
-        with self._lock:
+        with self.lock:
             if name not in self._predictors:
                 from visiondl_keras.deploy.predictor import load_predictor
 
@@ -129,16 +133,22 @@ class Resources:
             return self._predictors[name]
 
     def preload(self) -> None:
-        """Load every model now (the server calls it in a background thread once the page is up, so the
-        first answer does not wait for Keras and the checkpoints); a model that fails to load is left
-        for the page to report when it is used."""
+        """Import the analysis modules and load every model now, holding :attr:`lock` (the server calls it
+        in a background thread once the page is up, so the first answer does not wait for Keras and the
+        checkpoints). A model that fails to load is left for the page to report when it is used."""
         from visiondl_keras.errors import VisionDLError
 
-        for name in self.names:
-            try:
-                self.predictor(name)
-            except VisionDLError:
-                continue
+        with self.lock:
+            import visiondl_keras.evaluation.calibration  # noqa: F401
+            import visiondl_keras.evaluation.gradcam  # noqa: F401
+            import visiondl_keras.evaluation.tta  # noqa: F401
+            import visiondl_keras.reporting.plots  # noqa: F401
+
+            for name in self.names:
+                try:
+                    self.predictor(name)
+                except VisionDLError:
+                    continue
 
     def gradient_models(self) -> list[str]:
         """The names of the models with gradients (``.keras``): Grad-CAM and FGSM need one."""
@@ -146,7 +156,7 @@ class Resources:
 
     def test_images(self) -> TestImages:
         """The test split and its stratified subset, loaded on first use."""
-        with self._lock:
+        with self.lock:
             if self._test is None:
                 ds = load_cifar10(self.data, progress=False)
                 n = len(ds.y_test) if self.subset == 0 else min(self.subset, len(ds.y_test))
@@ -159,7 +169,7 @@ class Resources:
         """``(logits, labels)`` of a model on the test subset (cached). Exported models, whose outputs
         are calibrated probabilities, give ``T * log(p)``: logits up to a per-row constant, which
         neither softmax nor temperature scaling sees."""
-        with self._lock:
+        with self.lock:
             if name not in self._logits:
                 test = self.test_images()
                 self._logits[name] = model_logits(self.predictor(name), test.x[test.subset])

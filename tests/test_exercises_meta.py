@@ -2,14 +2,17 @@
 
 * untouched stubs score 0 (every failure is the one-line "not implemented yet" message);
 * the reference solutions score full marks, with every comparison against the package run;
-* every mutant in ``tests/mutants/`` (a plausible wrong answer) loses points, without the help of the
-  tests that compare with the package;
+* every mutant in ``tests/mutants/`` (a plausible wrong answer) loses points from the contract tests
+  alone: the tests that compare with the package (``*matches_the_package*``) are not run for mutants,
+  so a mutant that only they would catch counts as surviving;
+* the points table of ``exercises/README.md`` is the one the graded tests define, and ``grade`` (the
+  sandboxed grader) gives a submission the same points as the student's own ``pytest exercises``;
 * ``exercises/``, the pristine stubs and ``solutions/`` agree (the stubs are generated from the solutions);
 * ``python -m visiondl_keras grade`` grades a class where one submission loops forever, one does not
   compile, one kills its own process and one is missing, and ``--reset`` restores the stubs.
 
 The graded runs are subprocesses (as for students), started up front in parallel; the tests that need
-them are marked ``slow`` (about 70 s of CPU time in all, most of it Keras start-up and the 50 mutants).
+them are marked ``slow`` (a few minutes of CPU time in all, most of it Keras start-up and the mutants).
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ SOLUTIONS = ROOT / "solutions"
 MUTANTS = Path(__file__).resolve().parent / "mutants"
 NAMES = [p.stem for p in grade.exercise_files(SOLUTIONS)]
 MUTANT_FILES = sorted(MUTANTS.glob("ex*__*.py"))
-WITHOUT_PACKAGE = ["-k", "not matches_the_package"]
+PACKAGE_TESTS = "matches_the_package"  # the name every comparison with the package's implementation carries
+WITHOUT_PACKAGE = ["-k", f"not {PACKAGE_TESTS}"]
+MIN_MUTANTS = 5
 
 
 def _mutant_target(path: Path) -> str:
@@ -97,16 +102,44 @@ def runs(tmp_path_factory):
         return {"stubs": stubs.result(), "solutions": solutions.result(), **mutants_a.result(), **mutants_b.result()}
 
 
-def test_every_lesson_has_an_exercise_tests_and_two_mutants():
+def test_every_exercise_has_tests_and_mutants():
     assert len(NAMES) >= 9, NAMES
     assert [n[:4] for n in NAMES] == [f"ex{i:02d}" for i in range(1, len(NAMES) + 1)]
     for name in NAMES:
         assert (EXERCISES / f"test_{name}.py").is_file(), f"no graded tests for {name}"
         mutants = [p for p in MUTANT_FILES if _mutant_target(p) == name]
-        assert len(mutants) >= 2, f"{name} has {len(mutants)} mutants, need at least 2"
+        assert len(mutants) >= MIN_MUTANTS, f"{name} has {len(mutants)} mutants, need at least {MIN_MUTANTS}"
     for path in MUTANT_FILES:
         assert _mutant_target(path) in NAMES, f"{path.name} targets no exercise"
         assert _mutant_doc(path), f"{path.name}: first docstring line must say what is wrong"
+
+
+def _graded_tests():
+    """``(exercise, test name, argument names)`` of every graded test, read from the test files."""
+    for path in sorted(EXERCISES.glob("test_ex*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                yield path.stem[len("test_"):], node.name, [a.arg for a in node.args.args]
+
+
+def test_package_comparisons_carry_the_name_the_mutants_deselect():
+    """A test that uses the package's implementation is named ``*matches_the_package*`` and vice versa, so
+    that ``-k "not matches_the_package"`` leaves exactly the contract tests for the mutants."""
+    for exercise, name, args in _graded_tests():
+        uses_package = "package_function" in args
+        assert uses_package == (PACKAGE_TESTS in name), f"{exercise}::{name}: uses the package {uses_package}"
+
+
+def test_the_points_table_is_the_one_the_tests_define():
+    """exercises/README.md's table is generated from the points markers; regenerate with --write-stubs."""
+    points = grade.exercise_points(EXERCISES)
+    assert sorted(points) == NAMES and all(v > 0 for v in points.values())
+    text = (EXERCISES / "README.md").read_text()
+    table = text.split(grade.TABLE_START, 1)[1].split(grade.TABLE_END, 1)[0]
+    assert table.strip() == grade.points_table(EXERCISES).strip(), (
+        "exercises/README.md's points table is out of date: run `python -m visiondl_keras grade --write-stubs`")
+    for name in NAMES:
+        assert f"`{name}.py`" in table
 
 
 def test_stubs_are_generated_from_the_solutions():
@@ -161,6 +194,9 @@ def test_solutions_score_full_marks(runs):
     skipped = [t["nodeid"] for t in result["tests"] if t["outcome"] == "skipped"]
     assert not skipped, f"package comparisons that did not run: {skipped}"
     assert all(t["outcome"] == "passed" for t in result["tests"])
+    expected = grade.exercise_points(EXERCISES)
+    assert {name: row["max"] for name, row in result["exercises"].items()} == expected
+    assert result["max"] == sum(expected.values())
 
 
 @pytest.mark.slow
@@ -193,9 +229,25 @@ def test_mutant_loses_points(runs, mutant):
     result = runs[mutant.stem]
     name = _mutant_target(mutant)
     assert result["complete"], result.get("output")
-    row = result["exercises"][name]
-    assert row["max"] > 0
-    assert row["points"] < row["max"], f"mutant survived ({_mutant_doc(mutant)}): {row['points']} / {row['max']}"
+    tests = [t for t in result["tests"] if t["exercise"] == name]
+    assert not any(PACKAGE_TESTS in t["nodeid"] for t in tests), "package comparisons must not grade mutants"
+    contract = [t for t in tests if t["outcome"] != "skipped"]
+    earned, maximum = sum(t["earned"] for t in contract), sum(t["points"] for t in contract)
+    assert maximum > 0
+    assert earned < maximum, f"mutant survived the contract tests ({_mutant_doc(mutant)}): {earned} / {maximum}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", ["ex05_evaluation__mistakes_unstable_sort", "ex10_training_loop__inference_mode"])
+def test_grade_gives_the_points_of_pytest_exercises(runs, stem, tmp_path):
+    """The sandboxed grader and the student's own in-process run give a mutant the same points, test by test."""
+    folder = _build_mutant(MUTANTS / f"{stem}.py", tmp_path / stem)
+    name = _mutant_target(MUTANTS / f"{stem}.py")
+    graded = grade.grade_submission(folder, EXERCISES, 60, select=[f"test_{name}.py"], extra_args=WITHOUT_PACKAGE)
+    assert graded["status"] == "ok", graded["output"]
+    outcome = {t["nodeid"].split("::")[-1]: t["earned"] for t in graded["tests"]}
+    assert outcome == {t["nodeid"].split("::")[-1]: t["earned"] for t in runs[stem]["tests"]}
+    assert graded["total"] == runs[stem]["total"] < graded["max"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -164,6 +164,16 @@ def test_perturbations_change_the_image_by_the_asked_amount():
         analysis.perturb(image, "blur")
 
 
+def test_gradcam_overlays_stand_side_by_side():
+    from visiondl_keras.dashboard.views import side_by_side
+
+    a, b = np.zeros((4, 3, 3), np.uint8), np.full((2, 2, 3), 7, np.uint8)
+    row = side_by_side([a, b], gap=1)
+    assert row.shape == (4, 6, 3)
+    assert (row[:, :3] == 0).all() and (row[:, 3] == 255).all() and (row[:2, 4:] == 7).all() and (row[2:, 4:] == 255).all()
+    assert side_by_side([]) is None
+
+
 def test_runs_are_found_and_their_curves_overlaid(tmp_path):
     for name, accs in (("a", (0.5, 0.6)), ("b", (0.4, 0.7, 0.8))):
         run = tmp_path / "runs" / name
@@ -175,6 +185,42 @@ def test_runs_are_found_and_their_curves_overlaid(tmp_path):
     cols = analysis.overlaid_curves({k: analysis.read_history(v) for k, v in runs.items()}, "val_accuracy")
     assert cols["run"] == ["runs/a"] * 2 + ["runs/b"] * 3
     assert cols["epoch"] == [1, 2, 1, 2, 3] and cols["val_accuracy"] == [0.5, 0.6, 0.4, 0.7, 0.8]
+
+
+def test_the_shipped_models_are_found_in_the_comparison_order(tmp_path):
+    from visiondl_keras.dashboard.resources import discover_models
+
+    folder = tmp_path / "artifacts" / "checkpoints"
+    folder.mkdir(parents=True)
+    for name in ("model_int8.tflite", "transfer_b.keras", "scratch_airbench94.tflite", "other.keras",
+                 "scratch_airbench94.keras", "transfer_a.keras"):
+        (folder / name).write_bytes(b"x")
+    assert [p.name for p in discover_models(tmp_path)] == [
+        "scratch_airbench94.keras", "scratch_airbench94.tflite", "transfer_a.keras", "transfer_b.keras",
+        "model_int8.tflite"]
+
+
+@pytest.fixture
+def quiet_env(monkeypatch):
+    """The variables the dashboard sets before importing Gradio, restored after the test."""
+    for name, value in (("GRADIO_ANALYTICS_ENABLED", "False"), ("HF_HUB_OFFLINE", "1"), ("MPLBACKEND", "Agg"),
+                        ("TF_CPP_MIN_LOG_LEVEL", "3")):
+        monkeypatch.setenv(name, value)
+
+
+def test_command_errors(tmp_path, capsys, quiet_env):
+    from visiondl_keras.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["dashboard", "--port", "70000"])
+    assert exc.value.code == 2 and "a port is between 1 and 65535, got 70000" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["dashboard", "--subset", "-1"])
+    assert exc.value.code == 2 and "must be 0 (all) or a positive number, got -1" in capsys.readouterr().err
+    missing = tmp_path / "missing.keras"
+    assert main(["dashboard", "--model", str(missing), "--port", str(_free_port())]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {missing}: model not found; pass a .keras checkpoint, a SavedModel folder or a .tflite file."]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -91,7 +91,8 @@ def build_app(handlers: Handlers):
                     with gr.Row():
                         preview = gr.Image(label="model input (32x32, enlarged)", type="numpy", interactive=False,
                                            height=256)
-                        cams = gr.Gallery(label="Grad-CAM of the predicted class", columns=2, height=256)
+                        cams = gr.Image(label="Grad-CAM, predicted class (.keras models)",
+                                        type="numpy", interactive=False, height=256)
                     answers = gr.HTML(elem_id="predict-answers")
                     with gr.Accordion("as JSON", open=False):
                         record = gr.JSON(label="answers")
@@ -118,7 +119,8 @@ def build_app(handlers: Handlers):
                         cell_true = gr.Dropdown(list(CLASS_NAMES), value="cat", label="true class")
                         cell_pred = gr.Dropdown(list(CLASS_NAMES), value="dog", label="predicted class")
                     cell_note = gr.Markdown()
-            cell_gallery = gr.Gallery(label="images of the cell, most confident first", columns=8, height=320)
+            cell_gallery = gr.Gallery(label="images of the cell, most confident first", columns=8, height=320,
+                                      object_fit="contain")
             err_btn.click(shown(handlers.confusion), [err_model], [err_plot, err_note, err_table],
                           api_name="confusion")
 

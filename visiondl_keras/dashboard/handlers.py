@@ -44,11 +44,12 @@ class Handlers:
     # ---- Predict -------------------------------------------------------------------------------
 
     def answer(self, current: dict | None, tta: bool, show_gradcam: bool, k: int):
-        """``(preview, answers_html, gradcam_gallery, answers_json)`` for the current image."""
+        """``(preview, answers_html, gradcam_image, answers_json)`` for the current image; the Grad-CAM
+        overlays of the ``.keras`` models stand side by side in the table's order."""
         if not current:
-            return None, "", [], {}
+            return None, "", None, {}
         image = np.asarray(current["image"], np.uint8)
-        answers, gallery = [], []
+        answers, cams = [], []
         for name in self.res.names:
             try:
                 predictor = self.res.predictor(name)
@@ -57,20 +58,20 @@ class Handlers:
                     a["tta_note"] = "an export: no Keras model to run the views through"
                 answers.append(a)
                 if show_gradcam and predictor.keras_model is not None:
-                    gallery.append((analysis.gradcam_overlay(predictor, image), f"Grad-CAM: {name}"))
+                    cams.append(analysis.gradcam_overlay(predictor, image))
             except VisionDLError as exc:
                 answers.append({"model": name, "kind": "error", "temperature": 1.0, "calibrated": False, "tta": False,
                                 "predictions": [], "ood": None, "tta_note": str(exc)})
         record = {"source": current.get("title"), "true_label": current.get("label"), "answers": answers}
-        return analysis.enlarge(image), views.answers_table(answers), gallery, record
+        return analysis.enlarge(image), views.answers_table(answers), views.side_by_side(cams), record
 
     def upload(self, path, tta: bool, show_gradcam: bool, k: int):
-        """``(current, message, preview, answers_html, gallery, json)`` for an uploaded file."""
+        """``(current, message, preview, answers_html, gradcam_image, json)`` for an uploaded file."""
         try:
             image, notes = analysis.validate_upload(path)
         except InputError as exc:
             message = f"**This file cannot be classified:** {exc}."
-            return None, message, None, "", [], {"error": str(exc)}
+            return None, message, None, "", None, {"error": str(exc)}
         current = {"image": image, "label": None, "title": f"uploaded file {Path(path).name}"}
         message = f"Classifying the uploaded file {Path(path).name}" + "".join(f"; {n}" for n in notes) + "."
         return (current, message, *self.answer(current, tta, show_gradcam, k))

@@ -76,3 +76,17 @@ def before_after_table(before: list[dict], after: list[dict]) -> str:
 def as_uint8(image) -> np.ndarray:
     """An image as a uint8 array (for Gradio's image components)."""
     return np.asarray(image, dtype=np.uint8)
+
+
+def side_by_side(images, gap: int = 8) -> np.ndarray | None:
+    """Equal-height uint8 images in one row, separated by white gaps (None for no image)."""
+    images = [as_uint8(im) for im in images]
+    if not images:
+        return None
+    h = max(im.shape[0] for im in images)
+    white = np.full((h, gap, 3), 255, np.uint8)
+    parts = []
+    for im in images:
+        pad = np.full((h - im.shape[0], im.shape[1], 3), 255, np.uint8)
+        parts += [np.concatenate([im, pad]), white]
+    return np.concatenate(parts[:-1], axis=1)

@@ -105,7 +105,7 @@ class Page:
 
     def __init__(self, ws_url: str, width: int = 1280, height: int = 900):
         self.loop = asyncio.new_event_loop()
-        self.requests: list[str] = []  # every URL the page requested, in order
+        self.requests: list[str] = []  # every URL the page requested (websockets included), in order
         self.exceptions: list[str] = []  # JavaScript exceptions thrown by the page
         self.cdp = self.loop.run_until_complete(CDP.connect(ws_url))
         self.width, self.height = width, height
@@ -125,6 +125,8 @@ class Page:
             method = ev.get("method")
             if method == "Network.requestWillBeSent":
                 self.requests.append(ev["params"]["request"]["url"])
+            elif method == "Network.webSocketCreated":
+                self.requests.append(ev["params"]["url"])
             elif method == "Runtime.exceptionThrown":
                 d = ev["params"]["exceptionDetails"]
                 self.exceptions.append(f"{d.get('text', '')} {str(d.get('exception', {}).get('description', ''))[:300]}")

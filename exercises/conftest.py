@@ -220,7 +220,8 @@ def _stub_location(excinfo) -> str:
     for entry in reversed(excinfo.traceback):
         stem = Path(str(entry.path)).stem
         if stem.startswith("ex") and not stem.startswith("test_"):
-            return f"{stem}.{entry.name}"
+            owner = entry.frame.f_locals.get("self")  # a method of a class to write: name the class too
+            return f"{stem}.{type(owner).__name__}.{entry.name}" if owner is not None else f"{stem}.{entry.name}"
     return "this function"
 
 
@@ -343,14 +344,32 @@ class Scoreboard:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: the table comes after the failure summary
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
-        result = yield
+        failed = terminalreporter.stats.get("failed", [])
+        stubs = [r for r in failed if getattr(r, "exercise_reason", "") == "not implemented"]
+        if stubs:  # one line per function still to write (below), not one section per test
+            terminalreporter.stats["failed"] = [r for r in failed if all(r is not s for s in stubs)]
+        try:
+            result = yield
+        finally:
+            if stubs:
+                terminalreporter.stats["failed"] = failed  # the final "N failed" line counts them
         if self.tests:
-            self._print_table(terminalreporter)
+            self._print_table(terminalreporter, stubs)
         return result
 
-    def _print_table(self, terminalreporter):
+    def _print_table(self, terminalreporter, stubs=()):
         s = self.summary()
         tr = terminalreporter
+        if stubs:
+            todo: dict[str, int] = {}
+            for report in stubs:
+                where = str(report.longrepr).split(" is not implemented yet", 1)[0]
+                todo[where] = todo.get(where, 0) + 1
+            tr.write_sep("=", "not implemented yet")
+            for where, n in todo.items():
+                tr.write_line(f"{where} is not implemented yet ({n} test{'s' if n > 1 else ''})")
+            tr.write_line("replace its `raise NotImplementedError(...)` line with your code; its docstring gives "
+                          "the contract and hints")
         tr.write_sep("=", f"exercise scores ({s['submission']})")
         tr.write_line(f"{'exercise':<32}{'points':^14}   {'tests passed':<14}notes")
         for name, row in s["exercises"].items():
@@ -362,7 +381,7 @@ class Scoreboard:
         tr.write_line(f"{'TOTAL':<32}{_num(s['total']):>6} / {_num(s['max']):<5}")
         failed: dict[str, list[str]] = {}
         for test in self.tests.values():
-            if test["outcome"] == "failed":
+            if test["outcome"] == "failed" and test["reason"] != "not implemented":  # those are listed above
                 failed.setdefault(test["exercise"], []).append(test["nodeid"].split("::")[-1].removeprefix("test_"))
         if failed:
             tr.write_line("failed tests (run one with: pytest exercises/test_<exercise>.py -k <name>):")

@@ -38,7 +38,7 @@ def _batch(n=16, seed=0):
     return rng.normal(1.0, 2.0, size=(n, 6)).astype("float32"), (np.arange(n) % 3).astype("int64")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reference(optimizer, steps):
     """The built-in step, here: ``train_on_batch`` from the same starting weights (computed once per setting)."""
     model = _model()
@@ -67,7 +67,7 @@ def _probe_steps(module, model_json, weights, optimizer, steps, x, y):
             "iterations": int(keras.ops.convert_to_numpy(opt.iterations))}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _start():
     """The model to train, as JSON, and its initial weights (built once)."""
     model = _model()

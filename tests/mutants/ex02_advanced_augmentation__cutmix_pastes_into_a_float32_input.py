@@ -10,7 +10,7 @@ def cutmix(images, labels_onehot, alpha=1.0, rng=None):
     n, h, w = x.shape[:3]
     lam = rng.beta(alpha, alpha)
     perm = rng.permutation(n)
-    top, bottom, left, right = cutmix_box(h, w, lam, rng)
+    top, bottom, left, right = cutmix_box(h, w, lam, rng)  # noqa: F821 (the solution's, this file is appended to it)
     x[:, top:bottom, left:right] = x[perm, top:bottom, left:right]
     lam_adj = np.float32(1.0 - (bottom - top) * (right - left) / (h * w))
     return x, lam_adj * y + (1 - lam_adj) * y[perm]

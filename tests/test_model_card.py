@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,19 @@ def test_transfer_section_reads_the_published_transfer_artifacts(tmp_path):
     assert "test ECE 5.00% → 1.00%" in text and "temperature 1.250" in text
     assert "mean corruption accuracy 60.00% (worst: fog, 50.00%)" in text and "stratified subset" in text
     assert "| 10 min | 82.00% | – |" in text and len(sources) == 4
+
+
+def test_a_run_outside_artifacts_gets_no_report_of_the_shipped_models(run, tmp_path):
+    (run["art"] / "metrics").mkdir()
+    (run["art"] / "metrics" / "export_benchmark.json").write_text(json.dumps({"formats": [
+        {"name": "tflite_int8", "size_bytes": 1_000_000, "latency_ms_median": 0.8, "top1_agreement": 0.995}]}))
+    (run["art"] / "metrics" / "transfer_reference.json").write_text(json.dumps({
+        "checkpoint": "artifacts/checkpoints/transfer_x.keras", "model": "m", "params": 1, "test_accuracy": 0.9,
+        "data": {}}))
+    shipped = render(gather(run["run_dir"], run["ckpt"]))
+    assert "## The transfer-learning model" in shipped and "tflite_int8" in shipped
+    elsewhere = tmp_path / "runs" / "lesson"
+    shutil.copytree(run["run_dir"], elsewhere)
+    card = render(gather(elsewhere, run["ckpt"]))  # artifacts/ found from the working directory, not above the run
+    assert "## The transfer-learning model" not in card and "tflite_int8" not in card
+    assert "## The transfer-learning model" in render(gather(elsewhere, run["ckpt"], artifacts_dir=run["art"]))

@@ -147,7 +147,10 @@ def gather(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = No
             info["diagnostics"], info["diagnostics_path"] = d, cand
             sources.append(str(cand))
             break
-    info["export"] = read(art / "metrics" / "export_benchmark.json")
+    # The export benchmark and the transfer model belong to the shipped models: only a card of a run
+    # published under artifacts/ (or given artifacts_dir explicitly) reports them.
+    info["shipped"] = artifacts_dir is not None or run_dir.resolve().is_relative_to(art.resolve())
+    info["export"] = read(art / "metrics" / "export_benchmark.json") if info["shipped"] else {}
     info["storage"] = _storage_dtype(checkpoint) if checkpoint is not None else None
     info["sources"] = sources
     return info
@@ -500,7 +503,7 @@ def _provenance(info: dict, ctx: dict) -> list[str]:
 
 def _transfer(info: dict, ctx: dict) -> list[str]:
     """The shipped transfer-learning model, when one is published (see :mod:`.model_card_transfer`)."""
-    return transfer_lines(info["artifacts"], info["sources"])
+    return transfer_lines(info["artifacts"], info["sources"]) if info.get("shipped") else []
 
 
 SECTIONS = (_header, _details, _uses, _training_data, _metrics, _calibration, _limitations, _export_formats,

@@ -20,9 +20,11 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -390,3 +392,41 @@ def test_write_stubs_regenerates_the_packaged_stubs(tmp_path):
         assert (tmp_path / "a" / f"{name}.py").read_bytes() == (grade.STUBS_DIR / f"{name}.py").read_bytes()
     with pytest.raises(ConfigError, match="no exNN_"):
         grade.write_stubs(tmp_path / "empty", [tmp_path / "c"])
+
+
+@pytest.mark.slow
+def test_the_training_step_exercise_grades_on_jax(tmp_path):
+    """``KERAS_BACKEND=jax``: the reference train_step (one backend-specific gradient line) earns full marks
+    and a step in inference mode still loses points, as on TensorFlow."""
+    pytest.importorskip("jax")
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    folder = tmp_path / "mutant"
+    folder.mkdir()
+    (folder / "ex10_training_loop.py").write_text(
+        (SOLUTIONS / "ex10_training_loop.py").read_text() + "\n\n" + textwrap.dedent('''
+        def train_step(model, optimizer, loss_fn, x, y):
+            import jax
+
+            def compute(trainable, non_trainable):
+                predictions, non_trainable, penalties = model.stateless_call(
+                    trainable, non_trainable, x, training=False, return_losses=True)
+                return loss_fn(y, predictions) + sum(penalties), non_trainable
+
+            trainable = [v.value for v in model.trainable_variables]
+            non_trainable = [v.value for v in model.non_trainable_variables]
+            (loss, non_trainable), grads = jax.value_and_grad(compute, has_aux=True)(trainable, non_trainable)
+            optimizer.apply(grads, model.trainable_variables)
+            return float(loss)
+        '''))
+    scores = {}
+    for label, source in (("solutions", SOLUTIONS), ("inference mode", folder)):
+        out = tmp_path / f"{label}.json"
+        proc = subprocess.run([sys.executable, "-m", "pytest", str(EXERCISES / "test_ex10_training_loop.py"), "-q",
+                               "-p", "no:cacheprovider", "--submission-dir", str(source), "--grades-json", str(out)],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        grades = json.loads(out.read_text())
+        scores[label] = (grades["total"], grades["max"], proc.stdout[-2000:])
+    total, maximum, output = scores["solutions"]
+    assert maximum > 0 and total == maximum, output
+    total, maximum, output = scores["inference mode"]
+    assert total < maximum, output

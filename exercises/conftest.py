@@ -368,8 +368,8 @@ class Scoreboard:
             tr.write_sep("=", "not implemented yet")
             for where, n in todo.items():
                 tr.write_line(f"{where} is not implemented yet ({n} test{'s' if n > 1 else ''})")
-            tr.write_line("replace its `raise NotImplementedError(...)` line with your code; its docstring gives "
-                          "the contract and hints")
+            tr.write_line("replace the line that raises NotImplementedError with your code; the docstring above it "
+                          "gives the contract and hints")
         tr.write_sep("=", f"exercise scores ({s['submission']})")
         tr.write_line(f"{'exercise':<32}{'points':^14}   {'tests passed':<14}notes")
         for name, row in s["exercises"].items():

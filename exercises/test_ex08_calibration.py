@@ -167,3 +167,19 @@ def test_fit_temperature_searches_the_whole_range(ex):
         t = ex.fit_temperature(z, labels)
         assert _nll(z, labels, t) <= min(_nll(z, labels, t * 1.01), _nll(z, labels, t / 1.01)) + 1e-6, \
             f"T = {t} is not the minimum for data tempered at {t_true}: search at least [0.05, 20]"
+
+
+@pytest.mark.points(1)
+def test_ece_and_temperature_are_python_floats_and_ece_defaults_to_15_bins(ex):
+    """Both return Python floats (ECE in [0, 1]); without n_bins the ECE uses 15 bins."""
+    rng = np.random.default_rng(7)
+    probs = _softmax(rng.normal(size=(300, 10)) * 2.0)
+    labels = rng.integers(0, 10, size=300)
+    labels[:150] = probs[:150].argmax(1)  # half right: the bins' accuracies differ, so the binning matters
+    ece = ex.expected_calibration_error(probs, labels)
+    assert type(ece) is float and 0.0 <= ece <= 1.0, f"returned {ece!r}"
+    assert math.isclose(ece, ex.expected_calibration_error(probs, labels, 15), abs_tol=1e-12), "the default is 15 bins"
+    assert not math.isclose(ece, ex.expected_calibration_error(probs, labels, 10), abs_tol=1e-9)
+    z, y = _tempered(1.5, n=500, seed=8)
+    t = ex.fit_temperature(z, y)
+    assert type(t) is float and t > 0, f"returned {t!r}"

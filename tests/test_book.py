@@ -186,7 +186,7 @@ def test_each_lesson_has_its_notebook_and_a_colab_link():
 
 # Things a reader must not see in executed output: logs, warnings, raw progress bars.
 _NOISE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::|oneDNN|WARNING:tensorflow|UserWarning|DeprecationWarning|"
-                    r"━━━━|\d+/\d+ \[=+|\r", re.M)
+                    r"\d+/\d+ (?:━|\[=)|\r", re.M)
 # Nor anything about the machine the book was built on, or notes meant for the authors.
 _AUTHOR_FACING = re.compile(r"/work/|/tmp/|/home/\w+|/root/|\bTODO\b|\bFIXME\b|\bdeadline\b|\bthe lead\b", re.I)
 
@@ -328,7 +328,7 @@ _PAGE_STATE = """
   const article = document.querySelector('article') || document.body;
   const figures = Array.from(document.querySelectorAll('div.cell_output img')).map(i => ({
       src: i.getAttribute('src').slice(-60), natural: i.naturalWidth, shown: i.clientWidth,
-      sized: i.hasAttribute('width')}));
+      sized: i.hasAttribute('width') || !!i.style.width}));
   return {
     math_sources: document.querySelectorAll('span.math, div.math').length,
     math_rendered: document.querySelectorAll('.MathJax, .MathJax_Display, mjx-container').length,

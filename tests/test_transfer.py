@@ -597,7 +597,7 @@ def test_transfer_train_two_stages_then_publish(tmp_path, monkeypatch):
     metrics = read_json(artifacts / "metrics" / "transfer_reference.json")
     assert metrics["data"]["n_train"] == 100 and metrics["data"]["n_test"] == 30
     assert 1 <= metrics["best_epoch"] <= 4 and metrics["epochs_run"] == 4
-    assert metrics["target_reached"] is (metrics["test_accuracy"] >= 0.92)
+    assert metrics["target_reached"] is (metrics["test_accuracy"] >= 0.91)
     assert "Stage 1: 2 epochs" in metrics["recipe"] and "partial fine-tuning" in metrics["recipe"]
     assert "random initial weights" in metrics["recipe"] and "for 2 epochs with random flips" in metrics["recipe"]
     assert metrics["command"].startswith("python -m visiondl_keras transfer-train") and "--publish transfer_tiny" in metrics["command"]

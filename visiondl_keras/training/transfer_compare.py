@@ -48,7 +48,7 @@ DEFAULT_BUDGET = {
     "targets": (0.6, 0.7, 0.8), "seed": 0, "cache": True,
 }
 HISTORY_KEYS = ("epoch", "stage", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time_s", "cpu_s")
-TRANSFER_TARGET = 0.92  # the test accuracy the reference transfer model aims at
+TRANSFER_TARGET = 0.91  # the test accuracy the reference transfer model aims at (floor 0.90)
 
 
 def parse_backbones(text: str) -> list[tuple[str, float | None]]:

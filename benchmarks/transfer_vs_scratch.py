@@ -27,12 +27,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from visiondl_keras.data.cifar10 import source_name  # noqa: E402
 from visiondl_keras.io import write_json  # noqa: E402
 
 
@@ -48,9 +50,15 @@ def read_run(path: Path, family: str) -> dict:
     config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
     env = json.loads((path / "environment.json").read_text()) if (path / "environment.json").is_file() else {}
     name = m.get("model") or f"{config.get('arch', 'scratch')} {config.get('widths') or config.get('width', '')}"
+    data = dict(m.get("data") or {})
+    if data.get("source"):
+        data["source"] = source_name(data["source"])  # the file name, not where it lies on this machine
+    command = config.get("command")
+    if command:  # the run's folder as the repository's runs/ would hold it
+        command = re.sub(r"--run-dir \S*/", "--run-dir runs/", command)
     return {"family": family, "run": path.name, "model": str(name), "test_accuracy": float(m["test_accuracy"]),
             "train_minutes": float(m["train_time_s"]) / 60, "epochs": len(rows), "curve": curve,
-            "command": config.get("command"), "data": m.get("data"),
+            "command": command, "data": data,
             "load_average_at_start": env.get("load_average")}
 
 

@@ -54,6 +54,37 @@ def quick_argv(command: str) -> list[str]:
     return [sys.executable, *argv[1:], *extra, "--quiet"] if sub not in (None, "samples") else [sys.executable, *argv[1:]]
 
 
+def _serve_once(argv: list[str], cwd: Path, env: dict, timeout: float = 180) -> str | None:
+    """Start a server command on a free port, wait for its page to answer HTTP 200, stop it; a problem or None."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([*argv, "--port", str(port)], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.time() + timeout
+        while time.time() < end:
+            if proc.poll() is not None:
+                return f"exited with {proc.returncode} before serving: {proc.stderr.read()[-800:]}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    if r.status == 200:
+                        return None
+            except OSError:
+                time.sleep(1)
+        return f"no page on port {port} within {timeout:.0f} s"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def test_readme_commands_run_as_written(tmp_path):
     if not os.environ.get("VISIONDL_DATA"):
         pytest.skip("VISIONDL_DATA is not set (the README's commands need CIFAR-10)")
@@ -63,6 +94,11 @@ def test_readme_commands_run_as_written(tmp_path):
     failures = []
     for command in order:
         argv = quick_argv(command)
+        if "dashboard" in argv:  # a server: it must come up and answer, then it is stopped
+            problem = _serve_once(argv, tmp_path, env)
+            if problem:
+                failures.append(f"{command}\n  -> {problem}")
+            continue
         r = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
         if r.returncode != 0:
             failures.append(f"{command}\n  -> exit {r.returncode}: {(r.stderr or r.stdout).strip()[-800:]}")

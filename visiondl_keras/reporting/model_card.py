@@ -25,7 +25,6 @@ from visiondl_keras.errors import ConfigError
 from visiondl_keras.evaluation.calibrate import markdown_table
 from visiondl_keras.evaluation.calibration import read_calibration, sidecar_path
 from visiondl_keras.io import atomic_write_text, read_json
-from visiondl_keras.reporting.model_card_transfer import transfer_lines
 from visiondl_keras.runs import CHECKPOINT_NAMES, published_checkpoint
 
 # --------------------------------------------------------------------------------------------
@@ -503,6 +502,9 @@ def _provenance(info: dict, ctx: dict) -> list[str]:
 
 def _transfer(info: dict, ctx: dict) -> list[str]:
     """The shipped transfer-learning model, when one is published (see :mod:`.model_card_transfer`)."""
+    # imported here: that module reads its files with this module's helpers
+    from visiondl_keras.reporting.model_card_transfer import transfer_lines
+
     return transfer_lines(info["artifacts"], info["sources"]) if info.get("shipped") else []
 
 

@@ -15,19 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from visiondl_keras.io import read_json
-
-
-def _read(path: Path) -> dict:
-    try:
-        obj = read_json(path)
-    except (OSError, ValueError):
-        return {}
-    return obj if isinstance(obj, dict) else {}
-
-
-def _pct(x) -> str:
-    return f"{100 * float(x):.2f}%"
+from visiondl_keras.reporting.model_card import _pct, _read
 
 
 def transfer_lines(art: Path, sources: list[str]) -> list[str]:
@@ -39,7 +27,7 @@ def transfer_lines(art: Path, sources: list[str]) -> list[str]:
     """
     ref_path = art / "metrics" / "transfer_reference.json"
     ref = _read(ref_path)
-    if not ref:
+    if "test_accuracy" not in ref:  # nothing published (or not a transfer-train summary)
         return []
     sources.append(str(ref_path))
     L: list[str] = ["## The transfer-learning model", ""]

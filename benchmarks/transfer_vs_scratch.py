@@ -87,11 +87,9 @@ def plot(runs: list[dict], budgets: list[float], path: Path) -> None:
     colors = {"scratch": "tab:blue", "transfer": "tab:orange"}
     seen = set()
     for r in runs:
-        t = [0.0] + [c[0] / 60 for c in r["curve"]]
-        a = [None] + [c[1] for c in r["curve"]]
         label = r["family"] if r["family"] not in seen else None
         seen.add(r["family"])
-        ax.plot(t[1:], a[1:], "-", color=colors[r["family"]], alpha=0.75, label=label)
+        ax.plot([c[0] / 60 for c in r["curve"]], [c[1] for c in r["curve"]], "-", color=colors[r["family"]], alpha=0.75, label=label)
         ax.plot([r["train_minutes"]], [r["test_accuracy"]], "o", color=colors[r["family"]])
     for b in budgets:
         ax.axvline(b, color="grey", ls=":", lw=1)

@@ -174,6 +174,58 @@ def test_tta_levels_agree_between_numpy_and_layer(tmp_path):
         tta_logits(model, x, 3)
 
 
+
+def test_fast_policy_names_parse_and_reject_bad_parts():
+    assert augment.parse_fast_policy("altflip+translate") == ("altflip+translate", ())
+    assert augment.parse_fast_policy("flip+translate+randaugment+cutmix") == ("flip+translate", ("randaugment", "cutmix"))
+    assert augment.parse_fast_policy("altflip+mixup") == ("altflip", ("mixup",))
+    for other in ("baseline", "none", "randaugment+cutmix", "translate", "flip"):
+        assert augment.parse_fast_policy(other) is None
+    for bad in ("altflip+translate+autoaugment", "altflip+mixup+mixup", "altflip+translate+mixup+cutmix",
+                "altflip+translate+translate"):
+        with pytest.raises(ConfigError):
+            augment.parse_fast_policy(bad)
+        with pytest.raises(ConfigError):
+            TrainConfig(policy=bad).validate()
+    assert isinstance(augment.get_policy("altflip+translate+cutmix"), augment.FastPolicy)
+    TrainConfig(policy="altflip+translate+randaugment").validate()
+
+
+def test_fast_policy_epoch_adds_extras_per_batch_and_stays_pure():
+    x, y = synthetic_images(100)
+    base, yb = augment.alternating_flip_epoch(x, y, seed=5, epoch=1, translate=2)
+    plain, yp = augment.fast_policy_epoch(x, y, "altflip+translate", seed=5, epoch=1, batch_size=32)
+    np.testing.assert_array_equal(plain, base)  # no extras: exactly the recipe's own data
+    np.testing.assert_array_equal(yp, yb)
+    for extra in ("mixup", "cutmix", "randaugment"):
+        name = f"altflip+translate+{extra}"
+        a, ya = augment.fast_policy_epoch(x, y, name, seed=5, epoch=1, batch_size=32)
+        b, yb2 = augment.fast_policy_epoch(x, y, name, seed=5, epoch=1, batch_size=32)
+        np.testing.assert_array_equal(a, b)  # a pure function of (seed, epoch): resume stays exact
+        np.testing.assert_array_equal(ya, yb2)
+        assert a.shape == x.shape and a.dtype == np.float32 and not np.array_equal(a, base)
+        np.testing.assert_allclose(ya.sum(1), 1.0, rtol=1e-6)
+        c, _ = augment.fast_policy_epoch(x, y, name, seed=5, epoch=2, batch_size=32)
+        assert not np.array_equal(a, c)
+        if extra == "randaugment":
+            np.testing.assert_array_equal(ya, yb)  # labels untouched
+        else:  # mixing happens within each training batch: the label mass of a batch stays that batch's
+            for start in range(0, 100, 32):
+                np.testing.assert_allclose(ya[start:start + 32].sum(0), yb[start:start + 32].sum(0), atol=1e-4)
+    one_batch, labels = augment.get_policy("altflip+translate+cutmix")(x[:8], y[:8], np.random.default_rng(0))
+    assert one_batch.shape == (8, *x.shape[1:]) and labels.shape == (8, 10)
+
+
+def test_metrics_report_accuracy_on_clean_training_images(tmp_path):
+    splits = make_splits(n_train=300, n_val=40, n_test=60)
+    cfg = preset_config("fast", widths=list(SMALL), epochs=2, batch_size=100, precision="float32",
+                        policy="altflip+translate+mixup", tta_level=0)
+    m = train(cfg, tmp_path / "run", splits=splits, progress=False, log=lambda *a: None)
+    best = keras.saving.load_model(tmp_path / "run" / "best.keras", compile=False)
+    expected = np.mean(predict_logits(best, splits.x_train).argmax(1) == splits.y_train)
+    assert m["train_accuracy_images"] == 300 and m["train_accuracy"] == pytest.approx(expected)
+
+
 def test_presets_and_quick_training(tmp_path):
     assert set(PRESETS) == {"94", "fast", "resnet9"}
     assert preset_config("resnet9") == TrainConfig()

@@ -17,6 +17,8 @@ from visiondl_keras.errors import ConfigError
 from visiondl_keras.names import STORAGE_DTYPES
 from visiondl_keras.training.config import (
     ABLATION_POLICIES,
+    FAST_ABLATION_BUDGET,
+    FAST_ABLATION_POLICIES,
     PRESETS,
     RECIPE_PIECES,
     TrainConfig,
@@ -224,13 +226,22 @@ def register(sub):
 def _cmd_ablate_augment(args) -> int:
     from visiondl_keras.training.ablation import ablate_augment, markdown_table
 
-    base = quick_config() if args.quick else TrainConfig(width=16, epochs=6, limit=10000, val_size=1000,
-                                                          batch_size=256, warmup_epochs=1.0)
-    overrides = {k: getattr(args, k) for k in ("arch", "width", "epochs", "limit", "test_limit", "batch_size", "data")
-                 if getattr(args, k) is not None}
+    if args.recipe == "fast":
+        base = preset_config("fast", **FAST_ABLATION_BUDGET)
+        if args.quick:
+            base = TrainConfig.from_dict({**base.to_dict(), "epochs": 2, "limit": 2000, "val_size": 500,
+                                          "test_limit": 1000, "batch_size": 256})
+    else:
+        base = quick_config() if args.quick else TrainConfig(width=16, epochs=6, limit=10000, val_size=1000,
+                                                              batch_size=256, warmup_epochs=1.0)
+    overrides = {k: getattr(args, k) for k in ("arch", "width", "widths", "epochs", "limit", "test_limit",
+                                               "batch_size", "data") if getattr(args, k) is not None}
     base = TrainConfig.from_dict({**base.to_dict(), **overrides})
-    report = ablate_augment(base, args.policies, args.seeds, args.runs_dir, args.out, progress=not args.quiet,
-                            log=(lambda *a, **k: None) if args.quiet else print)
+    policies = args.policies or list(FAST_ABLATION_POLICIES if args.recipe == "fast" else ABLATION_POLICIES)
+    name = "augment_ablation_fast" if args.recipe == "fast" else "augment_ablation"
+    runs_dir = args.runs_dir or ("runs/ablation-fast" if args.recipe == "fast" else "runs/ablation")
+    report = ablate_augment(base, policies, args.seeds, runs_dir, args.out, progress=not args.quiet,
+                            log=(lambda *a, **k: None) if args.quiet else print, name=name)
     print(markdown_table(report["rows"], report["data"]["description"], report["budget"]))
     return 0
 
@@ -238,17 +249,23 @@ def _cmd_ablate_augment(args) -> int:
 def _register_ablation(sub):
     p = sub.add_parser("ablate-augment", help="train the same model under each augmentation policy (several seeds)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--policies", nargs="+", default=list(ABLATION_POLICIES), help="policies to compare")
+    p.add_argument("--recipe", choices=("resnet9", "fast"), default="resnet9",
+                   help="resnet9: a small ResNet-9 budget (10,000 images, 6 epochs; writes augment_ablation.*); "
+                        "fast: the fast recipe at half width, 10 epochs, full training split (augment_ablation_fast.*)")
+    p.add_argument("--policies", nargs="+", help="policies to compare (default: the recipe's list: "
+                   f"{', '.join(ABLATION_POLICIES)} / {', '.join(FAST_ABLATION_POLICIES)})")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="seeds per policy")
-    p.add_argument("--quick", action="store_true", help="tiny budget (2,000 images, 2 epochs, width 16)")
+    p.add_argument("--quick", action="store_true", help="tiny budget (2,000 images, 2 epochs)")
     p.add_argument("--arch", help="network: resnet9 or simple (default resnet9)")
     p.add_argument("--width", type=int, help="channels of the first stage")
+    p.add_argument("--widths", type=lambda t: [int(v) for v in t.split(",")],
+                   help="the fast recipe's three widths, e.g. 64,256,256 (default 32,128,128)")
     p.add_argument("--epochs", type=int, help="epochs per run")
     p.add_argument("--limit", type=int, help="training images (stratified subset)")
     p.add_argument("--test-limit", type=int, help="test images (stratified subset)")
     p.add_argument("--batch-size", type=int, help="images per step")
     p.add_argument("--data", help="CIFAR-10 source")
-    p.add_argument("--runs-dir", default="runs/ablation", help="where the runs go (resumable)")
+    p.add_argument("--runs-dir", help="where the runs go (resumable; default runs/ablation or runs/ablation-fast)")
     p.add_argument("--out", default="runs/ablation-augment", help="metrics/ and figures/ go below it "
                    "(default runs/ablation-augment; the shipped tables are in artifacts/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")

@@ -13,6 +13,11 @@ checkpoints take raw images; :func:`normalize` is the same computation for inspe
 Named policies compose with ``+``: ``baseline``, ``randaugment``, ``mixup``, ``cutmix``,
 ``randaugment+mixup``, ``randaugment+cutmix``, ``none``. Every policy except ``none`` includes the
 baseline crop and flip; RandAugment runs before MixUp/CutMix.
+
+The fast recipe (lesson 3) has its own pipeline: ``altflip`` (alternating flip), ``altflip+translate``
+(its default: + reflect-padded 2-pixel translation) or ``flip+translate`` (a fresh coin per epoch), optionally
+followed by ``randaugment``, ``mixup`` or ``cutmix`` (e.g. ``altflip+translate+cutmix``): see
+:func:`parse_fast_policy`, :class:`FastPolicy` and :func:`fast_policy_epoch`.
 """
 
 from __future__ import annotations
@@ -270,8 +275,11 @@ class Policy:
         return f"Policy({self.name!r})"
 
 
-def get_policy(name: str, **kwargs) -> Policy:
-    """The :class:`Policy` of that name (see ``POLICIES``)."""
+def get_policy(name: str, **kwargs) -> Policy | FastPolicy:
+    """The :class:`Policy` of that name (see ``POLICIES``), or the :class:`FastPolicy` for a fast-recipe name."""
+    if is_fast_policy(name):
+        return FastPolicy(name, **{k: v for k, v in kwargs.items() if k in ("num_classes", "mixup_alpha",
+                                                                          "cutmix_alpha")})
     return Policy(name, **kwargs)
 
 
@@ -298,6 +306,43 @@ def augmented_epoch(x: np.ndarray, y: np.ndarray, policy: Policy, seed: int, epo
 
 
 ALTERNATING_POLICIES = ("altflip", "altflip+translate", "flip+translate")
+FAST_EXTRAS = ("randaugment", "mixup", "cutmix")
+
+
+def parse_fast_policy(name: str) -> tuple[str, tuple[str, ...]] | None:
+    """Split a fast-recipe policy name into its flip/translate base and the operations added on top.
+
+    Fast-recipe names start with one of ``ALTERNATING_POLICIES`` and may add ``randaugment``,
+    ``mixup`` or ``cutmix``, e.g. ``"altflip+translate+cutmix"``. Returns ``(base, extras)``, or
+    ``None`` for a name that is not a fast-recipe policy (``"baseline"``, ``"none"``, ...).
+
+    Raises:
+        ConfigError: a fast-recipe name with an unknown part, a repeated part, or both MixUp and CutMix.
+
+    Example:
+        >>> parse_fast_policy("altflip+translate+mixup")
+        ('altflip+translate', ('mixup',))
+        >>> parse_fast_policy("baseline") is None
+        True
+    """
+    parts = [p.strip() for p in name.lower().split("+") if p.strip()]
+    n_base = 2 if parts[1:2] == ["translate"] else 1
+    base = "+".join(parts[:n_base])
+    if base not in ALTERNATING_POLICIES:
+        return None
+    extras = tuple(parts[n_base:])
+    bad = [p for p in extras if p not in FAST_EXTRAS]
+    if bad or len(set(extras)) != len(extras):
+        raise ConfigError(f"unknown or repeated parts {bad or list(extras)} in the fast-recipe policy {name!r}; "
+                          f"after {base!r} add any of {list(FAST_EXTRAS)} once each, joined by '+'.")
+    if "mixup" in extras and "cutmix" in extras:
+        raise ConfigError("choose mixup or cutmix, not both, in one policy.")
+    return base, extras
+
+
+def is_fast_policy(name: str) -> bool:
+    """Whether ``name`` is a policy of the fast recipe's pipeline (see :func:`parse_fast_policy`)."""
+    return parse_fast_policy(name) is not None
 
 
 def alternating_flip_epoch(x: np.ndarray, y: np.ndarray, seed: int, epoch: int, translate: int = 2,
@@ -330,3 +375,79 @@ def alternating_flip_epoch(x: np.ndarray, y: np.ndarray, seed: int, epoch: int, 
     if translate:
         xs = random_crop(xs, translate, rng, mode="reflect")
     return xs.astype(np.float32), one_hot(np.asarray(y)[order], num_classes)
+
+
+
+class FastPolicy:
+    """A fast-recipe policy (see :func:`parse_fast_policy`) with the interface of :class:`Policy`.
+
+    Training uses :func:`fast_policy_epoch`, which needs the whole epoch for the alternating flip.
+    Calling the policy on one batch (pictures, tests) flips each image with probability 1/2 (what
+    the alternating flip does to an image in any single epoch), translates, then applies the extras;
+    :meth:`apply_extras` is the part both share.
+
+    Args:
+        name: e.g. ``"altflip+translate+cutmix"``.
+        randaugment: a :class:`RandAugment` to use (default: a new one, if the name asks for it).
+    """
+
+    def __init__(self, name: str, num_classes: int = 10, mixup_alpha: float = 0.2, cutmix_alpha: float = 1.0,
+                 randaugment: RandAugment | None = None):
+        parsed = parse_fast_policy(name)
+        if parsed is None:
+            raise ConfigError(f"{name!r} is not a fast-recipe policy; start with one of {list(ALTERNATING_POLICIES)}.")
+        self.base, self.extras = parsed
+        self.name = "+".join((self.base, *self.extras))
+        self.num_classes = num_classes
+        self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
+        self.translate = 2 if self.base.endswith("translate") else 0
+        self.randaugment = None
+        if "randaugment" in self.extras:
+            self.randaugment = randaugment if randaugment is not None else RandAugment()
+
+    def apply_extras(self, images: np.ndarray, labels: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+        """RandAugment, then MixUp or CutMix, on one batch (float32 images, soft labels)."""
+        if self.randaugment is not None:
+            images = self.randaugment(images, rng)
+        if "mixup" in self.extras:
+            images, labels = mixup(images, labels, self.mixup_alpha, rng)
+        elif "cutmix" in self.extras:
+            images, labels = cutmix(images, labels, self.cutmix_alpha, rng)
+        return images, labels
+
+    def __call__(self, images, labels, rng):
+        rng = _rng(rng)
+        x = np.array(images)
+        flip = rng.random(len(x)) < 0.5
+        x[flip] = x[flip, :, ::-1]
+        if self.translate:
+            x = random_crop(x, self.translate, rng, mode="reflect")
+        return self.apply_extras(x.astype(np.float32), one_hot(labels, self.num_classes), rng)
+
+    def __repr__(self):
+        return f"FastPolicy({self.name!r})"
+
+
+def fast_policy_epoch(x: np.ndarray, y: np.ndarray, policy: FastPolicy | str, seed: int, epoch: int,
+                      batch_size: int, num_classes: int = 10):
+    """One epoch of a fast-recipe policy (e.g. ``"altflip+translate+cutmix"``), a pure function of (seed, epoch).
+
+    The flip/translate base is :func:`alternating_flip_epoch`; RandAugment, MixUp or CutMix then run
+    on each training batch ``b`` (in training order, ``batch_size`` images) with the generator
+    ``default_rng([seed, epoch, b])``, as in :func:`augmented_epoch`. Without extras the result is
+    exactly that of :func:`alternating_flip_epoch`.
+
+    Args:
+        policy: a :class:`FastPolicy` or its name (pass the object to reuse its RandAugment graph across epochs).
+
+    Returns:
+        ``(images float32 (N, H, W, C), soft labels float32 (N, K))`` in training order.
+    """
+    policy = FastPolicy(policy, num_classes) if isinstance(policy, str) else policy
+    xs, ys = alternating_flip_epoch(x, y, seed, epoch, policy.translate, num_classes,
+                                    alternate=policy.base.startswith("altflip"))
+    if policy.extras:
+        for b, start in enumerate(range(0, len(xs), batch_size)):
+            part = slice(start, start + batch_size)
+            xs[part], ys[part] = policy.apply_extras(xs[part], ys[part], np.random.default_rng([seed, epoch, b]))
+    return xs, ys

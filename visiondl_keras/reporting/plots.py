@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import textwrap
 
 import matplotlib
 
@@ -164,7 +165,36 @@ def ablation_bars(rows: list[dict], metric: str = "test_accuracy", title: str | 
     lo = min(m - s for m, s in zip(means, stds)) if rows else 0
     ax.set_ylim(max(0.0, lo - 0.05), min(1.0, max(m + s for m, s in zip(means, stds)) + 0.03) if rows else 1)
     if title:
-        ax.set_title(title)
+        ax.set_title(textwrap.fill(title, 90))
+    fig.tight_layout()
+    return fig
+
+
+def ablation_gap_bars(runs: list[dict], title: str | None = None):
+    """Train (un-augmented images) and test accuracy per policy, mean over seeds with each seed as a dot.
+
+    ``runs``: dicts with ``policy``, ``train_accuracy`` and ``test_accuracy`` (one per seed). The
+    distance between a policy's two bars is its train-test gap.
+    """
+    policies = list(dict.fromkeys(r["policy"] for r in runs))
+    fig, ax = plt.subplots(figsize=_figsize(7, 3.8))
+    width = 0.38
+    for k, (key, label, color) in enumerate((("train_accuracy", "train (un-augmented)", "C1"),
+                                             ("test_accuracy", "test", "C0"))):
+        xs = np.arange(len(policies)) + (k - 0.5) * width
+        per = [[r[key] for r in runs if r["policy"] == p] for p in policies]
+        ax.bar(xs, [np.mean(v) for v in per], width, label=label, color=color, alpha=0.85)
+        for x, v in zip(xs, per):
+            ax.plot([x] * len(v), v, "k.", ms=4)
+    ax.set_xticks(range(len(policies)))
+    ax.set_xticklabels(policies, rotation=20, ha="right")
+    ax.set_ylabel("accuracy")
+    lo = max(0.0, min(min(r["train_accuracy"], r["test_accuracy"]) for r in runs) - 0.05)
+    ax.set_ylim(lo, 1.0 + 0.15 * (1.0 - lo))  # room for the legend above the bars
+    ax.axhline(1.0, color="grey", lw=0.6)
+    ax.legend(loc="upper center", ncols=2)
+    if title:
+        ax.set_title(textwrap.fill(title, 90))
     fig.tight_layout()
     return fig
 

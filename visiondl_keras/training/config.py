@@ -33,6 +33,12 @@ ALL_ARCHITECTURES = ("resnet9", "simple", "airbench")
 
 # The augmentation policies ablate-augment compares by default.
 ABLATION_POLICIES = ("none", "baseline", "randaugment", "mixup", "cutmix", "randaugment+cutmix")
+# ... and for the fast recipe (``ablate-augment --recipe fast``): nothing, its alternating flip, flip +
+# 2-pixel translation (the recipe's own policy), and that with RandAugment, MixUp or CutMix on top.
+FAST_ABLATION_POLICIES = ("none", "altflip", "altflip+translate", "altflip+translate+randaugment",
+                          "altflip+translate+mixup", "altflip+translate+cutmix")
+# The fast recipe's budget for that ablation: half width, 10 epochs, the full training split.
+FAST_ABLATION_BUDGET = {"widths": [32, 128, 128], "epochs": 10}
 
 # What "removing a piece" of the fast recipe means, as config overrides ("tta" needs no retraining:
 # it is the full recipe's test accuracy without test-time augmentation).
@@ -114,7 +120,7 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg + ".")
-        if self.policy not in augment.ALTERNATING_POLICIES:
+        if not augment.is_fast_policy(self.policy):  # raises ConfigError for a malformed fast-recipe name
             augment.get_policy(self.policy)  # raises ConfigError for an unknown policy
         return self
 

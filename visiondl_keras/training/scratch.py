@@ -39,6 +39,7 @@ from visiondl_keras.training.engine import evaluate_loss_accuracy, resume_state,
 from visiondl_keras.training.optimizers import compile_model
 
 WHITENING_IMAGES = 5000  # training images whose 2x2 patches initialise the whitening layer
+TRAIN_ACCURACY_IMAGES = 10000  # un-augmented training images for the train accuracy in metrics.json
 
 
 def evaluate_arrays(model, x: np.ndarray, y: np.ndarray, class_names, batch_size: int = 1000) -> dict:
@@ -59,13 +60,12 @@ def build_model(config: TrainConfig, splits: Splits) -> keras.Model:
 def epoch_data_fn(config: TrainConfig, splits: Splits):
     """``epoch -> (x, y)``: the training arrays of each epoch for the config's augmentation policy."""
     num_classes = len(splits.class_names)
-    if config.policy in augment.ALTERNATING_POLICIES:
-        translate = 2 if config.policy.endswith("translate") else 0
-        alternate = config.policy.startswith("altflip")
+    if augment.is_fast_policy(config.policy):
+        fast = augment.FastPolicy(config.policy, num_classes)
 
         def epoch_data(epoch):
-            return augment.alternating_flip_epoch(splits.x_train, splits.y_train, config.seed, epoch, translate,
-                                                  num_classes, alternate=alternate)
+            return augment.fast_policy_epoch(splits.x_train, splits.y_train, fast, config.seed, epoch,
+                                             config.batch_size, num_classes)
         return epoch_data
     policy = augment.get_policy(config.policy, num_classes=num_classes, seed=config.seed)
 
@@ -168,10 +168,15 @@ def _fit_and_evaluate(config, run, splits, model, start_epoch, history, elapsed,
     best = keras.saving.load_model(run.best, compile=False)
     test = test_metrics(best, splits, config.tta_level)
     val = evaluate_arrays(best, splits.x_val, splits.y_val, splits.class_names) if has_val else None
+    n_train = min(TRAIN_ACCURACY_IMAGES, len(splits.y_train))
+    train_acc = evaluate_arrays(best, splits.x_train[:n_train], splits.y_train[:n_train], splits.class_names)
     metrics = {
         **test,
         "val_accuracy": val["accuracy"] if val else None,
         "val_loss": val["loss"] if val else None,
+        # accuracy on un-augmented training images: train_accuracy - test_accuracy is the generalisation gap
+        "train_accuracy": train_acc["accuracy"],
+        "train_accuracy_images": n_train,
         "best_epoch": checkpointer.best_epoch,
         "epochs": config.epochs,
         "train_time_s": round(elapsed, 1),

@@ -17,7 +17,7 @@ help:
 	@echo "make test-book   open the built book in headless Chromium (pages load, images, no error outputs)"
 	@echo "make reference   the full reference training run (the fast recipe, preset 94; about half an hour on 2 CPU cores; resumable)"
 	@echo "make ablation    the augmentation ablation on a small ResNet-9 budget (make ablation-fast: the fast recipe,"
-	@echo "                 10 epochs on the full training split, 2 seeds; about 1.5 hours on 2 CPU cores; resumable)"
+	@echo "                 10 epochs on the full training split, 2 seeds; about 2 hours on 2 CPU cores; resumable)"
 	@echo "make benchmarks  the speed benchmarks"
 
 $(VENV)/.installed-core: pyproject.toml

@@ -14,7 +14,7 @@ continues where it stopped), then writes
   train-test gap (accuracy on un-augmented training images minus test accuracy);
 * ``artifacts/figures/augment_ablation.png``: the same as a bar chart, ``augment_ablation_gap.png``: train
   vs test accuracy per run;
-* ``artifacts/figures/augment_policies.png``: what each policy does to a few training images.
+* ``figures/augment_policies/<policy>.png`` (below ``--out``): what each policy does to a few training images.
 """
 
 from __future__ import annotations

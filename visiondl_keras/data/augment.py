@@ -377,7 +377,6 @@ def alternating_flip_epoch(x: np.ndarray, y: np.ndarray, seed: int, epoch: int, 
     return xs.astype(np.float32), one_hot(np.asarray(y)[order], num_classes)
 
 
-
 class FastPolicy:
     """A fast-recipe policy (see :func:`parse_fast_policy`) with the interface of :class:`Policy`.
 
@@ -388,11 +387,9 @@ class FastPolicy:
 
     Args:
         name: e.g. ``"altflip+translate+cutmix"``.
-        randaugment: a :class:`RandAugment` to use (default: a new one, if the name asks for it).
     """
 
-    def __init__(self, name: str, num_classes: int = 10, mixup_alpha: float = 0.2, cutmix_alpha: float = 1.0,
-                 randaugment: RandAugment | None = None):
+    def __init__(self, name: str, num_classes: int = 10, mixup_alpha: float = 0.2, cutmix_alpha: float = 1.0):
         parsed = parse_fast_policy(name)
         if parsed is None:
             raise ConfigError(f"{name!r} is not a fast-recipe policy; start with one of {list(ALTERNATING_POLICIES)}.")
@@ -401,9 +398,7 @@ class FastPolicy:
         self.num_classes = num_classes
         self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
         self.translate = 2 if self.base.endswith("translate") else 0
-        self.randaugment = None
-        if "randaugment" in self.extras:
-            self.randaugment = randaugment if randaugment is not None else RandAugment()
+        self.randaugment = RandAugment() if "randaugment" in self.extras else None
 
     def apply_extras(self, images: np.ndarray, labels: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
         """RandAugment, then MixUp or CutMix, on one batch (float32 images, soft labels)."""
@@ -417,9 +412,7 @@ class FastPolicy:
 
     def __call__(self, images, labels, rng):
         rng = _rng(rng)
-        x = np.array(images)
-        flip = rng.random(len(x)) < 0.5
-        x[flip] = x[flip, :, ::-1]
+        x = random_flip(np.asarray(images), rng)
         if self.translate:
             x = random_crop(x, self.translate, rng, mode="reflect")
         return self.apply_extras(x.astype(np.float32), one_hot(labels, self.num_classes), rng)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from visiondl_keras.data.cifar10 import source_name  # noqa: E402
 from visiondl_keras.io import write_json  # noqa: E402
+from visiondl_keras.runs import portable_command  # noqa: E402
 
 
 def read_run(path: Path, family: str) -> dict:
@@ -53,9 +53,7 @@ def read_run(path: Path, family: str) -> dict:
     data = dict(m.get("data") or {})
     if data.get("source"):
         data["source"] = source_name(data["source"])  # the file name, not where it lies on this machine
-    command = config.get("command")
-    if command:  # the run's folder as the repository's runs/ would hold it
-        command = re.sub(r"--run-dir \S*/", "--run-dir runs/", command)
+    command = portable_command(config.get("command"))  # the run's folder as the repository's runs/ would hold it
     return {"family": family, "run": path.name, "model": str(name), "test_accuracy": float(m["test_accuracy"]),
             "train_minutes": float(m["train_time_s"]) / 60, "epochs": len(rows), "curve": curve,
             "command": command, "data": data,

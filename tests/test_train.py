@@ -282,3 +282,16 @@ def test_publish_ships_a_smaller_weights_only_checkpoint_with_the_run_files(tmp_
     (run / "state.json").write_text('{"status": "running"}')
     with pytest.raises(ConfigError, match="not completed"):
         publish_run(run, "tiny", tmp_path / "art")
+
+
+def test_published_commands_name_no_machine_local_folders():
+    from visiondl_keras.runs import portable_command, without_local_paths
+
+    cmd = "python -m visiondl_keras train --run-dir /scratch/me/p94 --data '/my data/c.tar.gz' --epochs 8"
+    assert portable_command(cmd) == "python -m visiondl_keras train --run-dir runs/p94 --data c.tar.gz --epochs 8"
+    kept = "python -m visiondl_keras train --run-dir runs/fast --data data/c.tar.gz"
+    assert portable_command(kept) == kept  # relative paths are what a user types: kept
+    assert portable_command(None) is None
+    assert without_local_paths({"config": {"command": cmd}, "n": [{"source": "/x/y.tar.gz"}]}) == {
+        "config": {"command": "python -m visiondl_keras train --run-dir runs/p94 --data c.tar.gz --epochs 8"},
+        "n": [{"source": "y.tar.gz"}]}

@@ -601,6 +601,11 @@ def test_transfer_train_two_stages_then_publish(tmp_path, monkeypatch):
     assert "Stage 1: 2 epochs" in metrics["recipe"] and "partial fine-tuning" in metrics["recipe"]
     assert "random initial weights" in metrics["recipe"] and "for 2 epochs with random flips" in metrics["recipe"]
     assert metrics["command"].startswith("python -m visiondl_keras transfer-train") and "--publish transfer_tiny" in metrics["command"]
+    # the temporary folders it ran in are machine-local: the shipped files name them portably
+    assert "--run-dir runs/run" in metrics["command"] and "--data tree" in metrics["command"]
+    for f in ("config.json", "metrics.json"):
+        assert str(tmp_path) not in (artifacts / "runs" / "transfer_reference" / f).read_text()
+    assert str(tmp_path) not in (artifacts / "metrics" / "transfer_reference.json").read_text()
     ckpt = artifacts / "checkpoints" / "transfer_tiny.keras"
     assert metrics["checkpoint_bytes"] == ckpt.stat().st_size
     model = keras.saving.load_model(ckpt, compile=False)

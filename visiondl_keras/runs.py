@@ -20,6 +20,7 @@ Shipped runs live under ``artifacts/``: ``artifacts/checkpoints/NAME.keras`` (we
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,8 +189,32 @@ def save_keras_atomic(model, path: str | os.PathLike) -> Path:
     return path
 
 
+def portable_command(command: str | None) -> str | None:
+    """A recorded command line with its machine-local absolute paths made portable.
+
+    ``--run-dir /anywhere/NAME`` becomes ``--run-dir runs/NAME`` (where the repository keeps runs)
+    and any other absolute path ``/anywhere/NAME`` (``--data``, ``--artifacts``, a positional file)
+    becomes ``NAME``; relative paths and everything else are kept as typed.
+
+    Example:
+        >>> portable_command("python -m visiondl_keras train --run-dir /tmp/x/fast --data /d/c.tar.gz --epochs 8")
+        'python -m visiondl_keras train --run-dir runs/fast --data c.tar.gz --epochs 8'
+    """
+    if not command:
+        return command
+    try:
+        words = shlex.split(command)
+    except ValueError:  # unbalanced quotes: leave it as recorded
+        return command
+    for i, word in enumerate(words):
+        if os.path.isabs(word):
+            words[i] = f"runs/{Path(word).name}" if i and words[i - 1] == "--run-dir" else Path(word).name
+    return shlex.join(words)
+
+
 def without_local_paths(obj):
-    """``obj`` (parsed JSON) with every absolute path under a ``"source"`` key cut to its file name.
+    """``obj`` (parsed JSON) without machine-local paths: a ``"source"`` that is an absolute path is
+    cut to its file name, a ``"command"`` goes through :func:`portable_command`.
 
     Published files identify their data by description and fingerprint; the folder it was read
     from on the machine that trained is nobody else's business (and differs on every machine).
@@ -200,6 +225,7 @@ def without_local_paths(obj):
     """
     if isinstance(obj, dict):
         return {k: (Path(v).name if k == "source" and isinstance(v, str) and os.path.isabs(v)
+                    else portable_command(v) if k == "command" and isinstance(v, str)
                     else without_local_paths(v)) for k, v in obj.items()}
     if isinstance(obj, list):
         return [without_local_paths(v) for v in obj]

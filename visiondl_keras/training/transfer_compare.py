@@ -39,7 +39,7 @@ from visiondl_keras.models.backbones import BACKBONES, apply_strategy, build_tra
 from visiondl_keras.models.features import extract_features
 from visiondl_keras.names import TRANSFER_STRATEGIES as STRATEGY_CHOICES
 from visiondl_keras.reporting.plots import save_figure, transfer_accuracy_curves
-from visiondl_keras.runs import RunDir
+from visiondl_keras.runs import RunDir, without_local_paths
 from visiondl_keras.training.transfer import fit_two_stages
 
 DEFAULT_BUDGET = {
@@ -457,14 +457,16 @@ def reference_summary(run_dir, published: dict) -> dict:
     if not run.is_completed():
         raise ConfigError(f"{run.path}: not a finished transfer-train run directory (no completed metrics.json).")
     config, metrics = run.read("config.json"), run.read("metrics.json")
-    return {
+    checkpoint = Path(published["checkpoint"])
+    home = checkpoint.parent.parent.parent  # OUT/checkpoints/NAME.keras: paths as seen from OUT's folder
+    return without_local_paths({
         **metrics,
-        "checkpoint": Path(published["checkpoint"]).as_posix(),
+        "checkpoint": checkpoint.relative_to(home).as_posix(),
         "checkpoint_bytes": int(published["bytes"]),
-        "run_dir_files": Path(published["run_dir"]).as_posix() + "/",
+        "run_dir_files": Path(published["run_dir"]).relative_to(home).as_posix() + "/",
         "recipe": describe_recipe(config, run.read_history()),
         "test_split": f"{metrics['data']['n_test']:,} test images of the {data_kind(metrics['data']['source'])}",
         "command": config.get("command"),
         "target_test_accuracy": TRANSFER_TARGET,
         "target_reached": bool(metrics["test_accuracy"] >= TRANSFER_TARGET),
-    }
+    })

@@ -674,3 +674,17 @@ def test_epoch_cosine_shortens_its_plan_when_epochs_slow_down(tmp_path):
     cb.on_epoch_end(4, {"epoch_time_s": 5.0, "time_s": 70.0})
     assert model.stop_training
     assert EpochCosine(0.1, max_epochs=10, budget_s=100.0, state_file=state).total == 5  # resumed: same plan
+
+
+def test_recipe_text_says_when_the_budget_set_the_number_of_fine_tuning_epochs():
+    from visiondl_keras.training.transfer_compare import describe_recipe
+
+    config = {"backbone": "mobilenet_v2", "alpha": 0.35, "weights": "imagenet", "input_size": 128, "train_size": 45000,
+              "val_size": 5000, "lr": 1e-3, "head_batch_size": 256, "strategy": "full", "finetune_epochs": 30,
+              "budget_s": 4200.0, "flip": True, "crop_pad": 4, "backbone_lr_multiplier": 0.3, "batch_size": 64}
+    history = [{"stage": "head"}] * 3 + [{"stage": "full"}] * 14
+    text = describe_recipe(config, history)
+    assert "Stage 1: 3 epochs" in text and "for 14 epochs (at most 30" in text and "70-minute budget" in text
+    assert "0.0003 backbone" in text and "reflect-pad-4 crops" in text
+    assert "at most" not in describe_recipe({**config, "budget_s": None}, history)  # no budget: no clause
+    assert "at most" not in describe_recipe(config, [{"stage": "head"}] * 3 + [{"stage": "full"}] * 30)

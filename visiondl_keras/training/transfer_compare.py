@@ -422,8 +422,8 @@ def describe_recipe(config: dict, history: list[dict]) -> str:
                 if config["strategy"] == "partial" else "the whole backbone trainable, BatchNorm included")
         cut = ""
         if tuned < config["finetune_epochs"] and config.get("budget_s"):
-            cut = (f" (of {config['finetune_epochs']} planned: the {config['budget_s'] / 60:g}-minute budget "
-                   "ran out)")
+            cut = (f" (at most {config['finetune_epochs']}: the cosine decay was planned over the epochs that fit "
+                   f"the {config['budget_s'] / 60:g}-minute budget)")
         aug = " and ".join(a for a in (("random flips" if config.get("flip") else ""),
                                        (f"reflect-pad-{config['crop_pad']} crops" if config.get("crop_pad") else "")) if a)
         text += (f" Stage 2: {config['strategy']} fine-tuning ({what}) for {tuned} epochs{cut}"

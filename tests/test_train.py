@@ -292,6 +292,8 @@ def test_published_commands_name_no_machine_local_folders():
     kept = "python -m visiondl_keras train --run-dir runs/fast --data data/c.tar.gz"
     assert portable_command(kept) == kept  # relative paths are what a user types: kept
     assert portable_command(None) is None
+    joined = "python -m visiondl_keras train --run-dir=/scratch/me/p94 --data=/d/c.tar.gz --out=rel/x.json"
+    assert portable_command(joined) == "python -m visiondl_keras train --run-dir=runs/p94 --data=c.tar.gz --out=rel/x.json"
     assert without_local_paths({"config": {"command": cmd}, "n": [{"source": "/x/y.tar.gz"}]}) == {
         "config": {"command": "python -m visiondl_keras train --run-dir runs/p94 --data c.tar.gz --epochs 8"},
         "n": [{"source": "y.tar.gz"}]}

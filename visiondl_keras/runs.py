@@ -192,9 +192,10 @@ def save_keras_atomic(model, path: str | os.PathLike) -> Path:
 def portable_command(command: str | None) -> str | None:
     """A recorded command line with its machine-local absolute paths made portable.
 
-    ``--run-dir /anywhere/NAME`` becomes ``--run-dir runs/NAME`` (where the repository keeps runs)
-    and any other absolute path ``/anywhere/NAME`` (``--data``, ``--artifacts``, a positional file)
-    becomes ``NAME``; relative paths and everything else are kept as typed.
+    ``--run-dir /anywhere/NAME`` (or ``--run-dir=/anywhere/NAME``) becomes ``--run-dir runs/NAME``
+    (where the repository keeps runs) and any other absolute path ``/anywhere/NAME`` (``--data``,
+    ``--artifacts=``, a positional file) becomes ``NAME``; relative paths and everything else are kept
+    as typed.
 
     Example:
         >>> portable_command("python -m visiondl_keras train --run-dir /tmp/x/fast --data /d/c.tar.gz --epochs 8")
@@ -207,8 +208,10 @@ def portable_command(command: str | None) -> str | None:
     except ValueError:  # unbalanced quotes: leave it as recorded
         return command
     for i, word in enumerate(words):
-        if os.path.isabs(word):
-            words[i] = f"runs/{Path(word).name}" if i and words[i - 1] == "--run-dir" else Path(word).name
+        option, eq, value = word.partition("=") if word.startswith("--") else ("", "", word)
+        if os.path.isabs(value):
+            run_dir = option == "--run-dir" or (not option and i and words[i - 1] == "--run-dir")
+            words[i] = option + eq + (f"runs/{Path(value).name}" if run_dir else Path(value).name)
     return shlex.join(words)
 
 

@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_accuracy.py"
@@ -104,3 +105,44 @@ def test_backends_summary_flags_a_backend_outside_the_seed_noise():
     assert rows["torch"]["diff_vs_tensorflow"] == pytest.approx(-0.105)
     missing = bk.summarize(runs[:2], ["tensorflow", "torch"])
     assert missing[1]["skipped"] == "torch is not installed"
+
+
+@pytest.fixture(scope="module")
+def jpeg():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "jpeg_sensitivity.py"
+    spec = importlib.util.spec_from_file_location("jpeg_sensitivity", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _smooth_images(n=6, seed=0):
+    """Natural-ish images: smooth colour gradients plus a little noise (what JPEG is made for)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:32, 0:32] / 31.0
+    base = np.stack([yy, xx, (yy + xx) / 2], -1)[None] * rng.uniform(100, 200, (n, 1, 1, 3))
+    return np.clip(base + rng.normal(0, 8, (n, 32, 32, 3)), 0, 255).astype(np.uint8)
+
+
+def test_jpeg_reencoding_loses_more_at_lower_quality_and_keeps_shapes(jpeg):
+    x = _smooth_images()
+    assert jpeg.reencode(x, None) is x
+    q95, q75, q30 = (jpeg.reencode(x, q) for q in (95, 75, 30))
+    assert q75.shape == x.shape and q75.dtype == np.uint8
+    assert jpeg.psnr(x, x) is None
+    assert jpeg.psnr(x, q95) > jpeg.psnr(x, q75) > jpeg.psnr(x, q30) > 20
+    # the shifted grid matters: a second encoding on the first one's grid changes (almost) nothing, one on a
+    # shifted grid loses detail again
+    first = jpeg.reencode(x, 75, offset=0)
+    same, shifted = jpeg.psnr(first, jpeg.reencode(first, 75, offset=0)), jpeg.psnr(first, jpeg.reencode(first, 75))
+    assert shifted is not None and shifted < 45 and (same is None or same > shifted + 5)
+
+
+def test_jpeg_summary_reports_the_drop_from_the_mirror(jpeg):
+    runs = [{"quality": None, "seed": 0, "test_accuracy": 0.90, "psnr_db": None},
+            {"quality": None, "seed": 1, "test_accuracy": 0.92, "psnr_db": None},
+            {"quality": 75, "seed": 0, "test_accuracy": 0.89, "psnr_db": 33.0},
+            {"quality": 75, "seed": 1, "test_accuracy": 0.89, "psnr_db": 33.0}]
+    rows = {r["quality"]: r for r in jpeg.summarize(runs)}
+    assert rows[None]["test_accuracy_mean"] == pytest.approx(0.91) and rows[None]["drop_vs_mirror"] == 0
+    assert rows[75]["drop_vs_mirror"] == pytest.approx(0.02) and rows[75]["seeds"] == [0, 1]

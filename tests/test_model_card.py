@@ -200,8 +200,14 @@ def test_transfer_section_reads_the_published_transfer_artifacts(tmp_path):
            "data": {"n_test": 10000}}
     (art / "metrics" / "transfer_reference.json").write_text(json.dumps(ref))
     text = "\n".join(transfer_lines(art, sources))
-    assert "**90.12%** on the 10,000 test images after" in text and "70.0 min" in text and "423,018 parameters" in text and "2.3 MB" in text
+    assert "**90.12%** (the checkpoint alone) on the 10,000 test images after" in text and "70.0 min" in text
+    assert "423,018 parameters" in text and "2.3 MB" in text and "test-time augmentation" not in text
     assert "Not calibrated yet" in text and len(sources) == 1
+    ref.update(tta_level=2, test_accuracy_tta=0.9134, tta={"2": {"forward_passes_per_image": 6}})
+    (art / "metrics" / "transfer_reference.json").write_text(json.dumps(ref))
+    text = "\n".join(transfer_lines(art, []))
+    assert ("**90.12%** (the checkpoint alone); **91.34%** with test-time augmentation level 2 (6 forward passes "
+            "per image) on the 10,000 test images") in text
     cal = {"temperature": 1.25, "test": {"before": {"ece": 0.05, "nll": 0.4}, "after": {"ece": 0.01, "nll": 0.3}}}
     (art / "metrics" / "calibration_transfer_x_128px.json").write_text(json.dumps(cal))
     diag = {"accuracy": 0.9, "data": {"num_images": 2000, "subset": True},

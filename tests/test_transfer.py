@@ -449,6 +449,22 @@ def test_copy_weights_and_recipe_errors():
         reference_recipe("frozen", warmup_epochs=0)
     assert reference_recipe("frozen")["finetune_epochs"] == 0
     assert reference_recipe("partial", budget_minutes=2)["budget_s"] == 120
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        reference_recipe("full", label_smoothing=1.0)
+    with pytest.raises(ConfigError, match="tta_level"):
+        reference_recipe("full", tta_level=3)
+
+
+def test_transfer_loss_uses_the_label_smoothing_it_is_given():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3, use_bias=False, kernel_initializer="zeros")])
+    y = np.eye(3, dtype=np.float32)[[0, 2]]
+    logits = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]], np.float32)
+    logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    for eps in (0.0, 0.2):
+        compile_transfer_model(model, 1e-3, label_smoothing=eps)
+        target = y * (1 - eps) + eps / 3
+        expected = float(np.mean(-(target * logp).sum(1)))
+        assert float(keras.ops.convert_to_numpy(model.loss(y, logits))) == pytest.approx(expected, rel=1e-5)
 
 
 KILL_SCRIPT = """
@@ -588,7 +604,8 @@ def test_transfer_train_two_stages_then_publish(tmp_path, monkeypatch):
     argv = [
         "transfer-train", "--quiet", "--data", str(tree), "--run-dir", str(run), "--backbone", "mobilenet",
         "--alpha", "0.25", "--weights", "none", "--input-size", "32", "--strategy", "partial", "--warmup-epochs", "2",
-        "--epochs", "2", "--val-size", "20", "--limit", "100", "--publish", "transfer_tiny", "--artifacts", str(artifacts),
+        "--epochs", "2", "--val-size", "20", "--limit", "100", "--label-smoothing", "0.1", "--tta-level", "1",
+        "--publish", "transfer_tiny", "--artifacts", str(artifacts),
     ]
     assert main(argv) == 0
     history = read_csv(run / "history.csv")
@@ -598,6 +615,16 @@ def test_transfer_train_two_stages_then_publish(tmp_path, monkeypatch):
     assert metrics["data"]["n_train"] == 100 and metrics["data"]["n_test"] == 30
     assert 1 <= metrics["best_epoch"] <= 4 and metrics["epochs_run"] == 4
     assert metrics["target_reached"] is (metrics["test_accuracy"] >= 0.91)
+    assert metrics["floor_reached"] is (metrics["test_accuracy"] >= 0.90)
+    # test-time augmentation is reported beside the checkpoint's own accuracy, never instead of it
+    assert metrics["tta_level"] == 1 and sorted(metrics["tta"]) == ["0", "1"]
+    assert metrics["tta"]["0"]["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert metrics["tta"]["1"]["forward_passes_per_image"] == 2
+    assert metrics["test_accuracy_tta"] == metrics["tta"]["1"]["test_accuracy"]
+    assert metrics["target_reached_tta"] is (metrics["test_accuracy_tta"] >= 0.91)
+    assert "Both stages use label smoothing 0.1." in metrics["recipe"]
+    for stage in ("stage1_head", "stage2_finetune"):
+        assert read_json(run / stage / "config.json")["label_smoothing"] == 0.1
     assert "Stage 1: 2 epochs" in metrics["recipe"] and "partial fine-tuning" in metrics["recipe"]
     assert "random initial weights" in metrics["recipe"] and "for 2 epochs with random flips" in metrics["recipe"]
     assert metrics["command"].startswith("python -m visiondl_keras transfer-train") and "--publish transfer_tiny" in metrics["command"]
@@ -619,9 +646,22 @@ def test_transfer_train_two_stages_then_publish(tmp_path, monkeypatch):
     ds = load_cifar10(str(tree), progress=False)
     acc = float(np.mean(model.predict(ds.x_test.astype(np.float32), verbose=0).argmax(1) == ds.y_test))
     assert acc == pytest.approx(metrics["test_accuracy"])
+    from visiondl_keras.evaluation.tta import tta_logits
+
+    acc_tta = float(np.mean(tta_logits(model, ds.x_test, 1).argmax(1) == ds.y_test))
+    assert acc_tta == pytest.approx(metrics["test_accuracy_tta"])
     # started again: the completed run is not retrained; another configuration in the same folder is refused
     assert main(argv) == 0 and read_csv(run / "history.csv") == history
     assert main([*argv[:-4], "--lr", "0.5"]) == 1
+    # a run written before label smoothing and TTA were settings used their defaults: still the same run
+    config = read_json(run / "config.json")
+    assert config["label_smoothing"] == 0.1 and config["tta_level"] == 1
+    old = {k: v for k, v in config.items() if k not in ("label_smoothing", "tta_level")}
+    (run / "config.json").write_text(json.dumps(old))
+    plain = [a for a in argv[:-4] if a not in ("--label-smoothing", "0.1", "--tta-level", "1")]
+    assert main(plain) == 0 and read_csv(run / "history.csv") == history
+    (run / "config.json").write_text(json.dumps({**old, "label_smoothing": 0.1}))
+    assert main(plain) == 1
 
 
 def test_transfer_compare_user_errors_are_one_line(capsys, tmp_path):

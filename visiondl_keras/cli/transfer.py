@@ -112,10 +112,13 @@ def _train(args) -> int:
         splits, args.run_dir, args.backbone, args.alpha, args.input_size, args.strategy, args.warmup_epochs,
         args.epochs, args.budget_minutes, args.batch_size, args.lr, args.backbone_lr_multiplier, args.unfreeze,
         not args.no_flip, args.crop_pad, args.seed, progress=not args.quiet, weights=_weights(args.weights),
+        label_smoothing=args.label_smoothing, tta_level=args.tta_level,
         command="python -m visiondl_keras " + " ".join(shlex.quote(a) for a in (args.argv or [])),
         log=(lambda *a, **k: None) if args.quiet else print,
     )
-    print(f"test accuracy {metrics['test_accuracy']:.4f} ({metrics['data']['n_test']} test images), "
+    tta = (f", with TTA level {metrics['tta_level']} {metrics['test_accuracy_tta']:.4f}"
+           if metrics.get("tta_level") else "")
+    print(f"test accuracy {metrics['test_accuracy']:.4f}{tta} ({metrics['data']['n_test']} test images), "
           f"best val {metrics['best_val_accuracy']:.4f}, {metrics['train_time_s'] / 60:.1f} min; run: {args.run_dir}")
     if args.publish:
         published = publish_run(args.run_dir, args.publish, out=args.artifacts, run_name="transfer_reference")
@@ -213,6 +216,11 @@ def register(subparsers) -> None:
     p.add_argument("--crop-pad", type=int, default=4, help="reflect-padding of the random crops, 0: none "
                    "(default %(default)s)")
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
+    p.add_argument("--label-smoothing", type=float, default=0.0,
+                   help="label smoothing of both stages' cross-entropy (default %(default)s)")
+    p.add_argument("--tta-level", type=int, choices=(0, 1, 2), default=0,
+                   help="also report the test accuracy with test-time augmentation: 1 mirror, 2 mirror + "
+                        "1-px translations (default %(default)s: none)")
     p.add_argument("--limit", type=int, default=None, help="stratified training subset (default: all)")
     p.add_argument("--test-limit", type=int, default=None, help="stratified test subset (default: all)")
     p.add_argument("--publish", metavar="CHECKPOINT_NAME", default=None,

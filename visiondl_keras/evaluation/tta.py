@@ -36,6 +36,24 @@ def _shift(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
 
 
+def tta_accuracies(model, images, labels, levels=(0, 2)) -> dict:
+    """Accuracy of ``model`` at each TTA level, with its cost: ``{"0": {"test_accuracy", "seconds",
+    "forward_passes_per_image"}, "2": {...}}`` (the ``tta`` entry of a run's ``metrics.json``).
+
+    Example:
+        >>> tta_accuracies(model, splits.x_test, splits.y_test, (0, 2))["2"]["test_accuracy"]  # doctest: +SKIP
+    """
+    import time
+
+    out = {}
+    for level in sorted({_check_level(v) for v in levels}):
+        t0 = time.perf_counter()
+        acc = float(np.mean(tta_logits(model, images, level).argmax(1) == np.asarray(labels)))
+        out[str(level)] = {"test_accuracy": acc, "seconds": round(time.perf_counter() - t0, 2),
+                           "forward_passes_per_image": PASSES[level]}
+    return out
+
+
 def tta_logits(model, images, level: int = 2, batch_size: int = 500) -> np.ndarray:
     """Logits of ``model`` on ``images`` averaged over the TTA level's views (numpy in and out).
 

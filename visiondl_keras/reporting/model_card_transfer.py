@@ -42,7 +42,14 @@ def transfer_lines(art: Path, sources: list[str]) -> list[str]:
     add("")
     n_test = data.get("n_test") or data.get("test_images")
     split = ref.get("test_split") or (f"{n_test:,} test images" if n_test else "the test split")
-    add(f"Test accuracy **{_pct(ref['test_accuracy'])}** on the {split} after {ref.get('train_time_s', 0) / 60:.1f} min of training "
+    tta = ""
+    if ref.get("tta_level"):
+        level = ref["tta_level"]
+        passes = (ref.get("tta") or {}).get(str(level), {}).get("forward_passes_per_image")
+        tta = (f"; **{_pct(ref['test_accuracy_tta'])}** with test-time augmentation level {level}"
+               + (f" ({passes} forward passes per image)" if passes else ""))
+    add(f"Test accuracy **{_pct(ref['test_accuracy'])}** (the checkpoint alone){tta} on the {split} after "
+        f"{ref.get('train_time_s', 0) / 60:.1f} min of training "
         f"(best validation accuracy {_pct(ref.get('best_val_accuracy', 0))}); command: `{ref.get('command', '?')}`.")
     stem = ckpt.stem
     cal_path = art / "metrics" / f"calibration_{stem}.json"

@@ -10,7 +10,6 @@ the loop is the shared engine (:func:`visiondl_keras.training.engine.run_epochs`
 from __future__ import annotations
 
 import os
-import time
 
 import keras
 import numpy as np
@@ -20,8 +19,7 @@ from visiondl_keras.data.cifar10 import describe_data, load_cifar10
 from visiondl_keras.data.splits import Splits, train_val_split
 from visiondl_keras.evaluation.gradients import predict_logits
 from visiondl_keras.evaluation.metrics import evaluate_logits
-from visiondl_keras.evaluation.tta import PASSES as TTA_PASSES
-from visiondl_keras.evaluation.tta import tta_logits
+from visiondl_keras.evaluation.tta import tta_accuracies
 from visiondl_keras.models.airbench import DEFAULT_WIDTHS, build_airbench
 from visiondl_keras.models.scratch import build_scratch_model, model_summary
 from visiondl_keras.reporting.plots import save_figure, training_curves
@@ -78,12 +76,7 @@ def test_metrics(model, splits: Splits, tta_level: int) -> dict:
     """Test accuracy, loss and per-class accuracy of ``model``, and its accuracy at TTA levels 0 and ``tta_level``
     with their cost."""
     test = evaluate_arrays(model, splits.x_test, splits.y_test, splits.class_names)
-    tta = {}
-    for level in sorted({0, tta_level}):
-        t0 = time.perf_counter()
-        acc = float(np.mean(tta_logits(model, splits.x_test, level).argmax(1) == splits.y_test))
-        tta[str(level)] = {"test_accuracy": acc, "seconds": round(time.perf_counter() - t0, 2),
-                           "forward_passes_per_image": TTA_PASSES[level]}
+    tta = tta_accuracies(model, splits.x_test, splits.y_test, (0, tta_level))
     return {"test_accuracy": test["accuracy"], "test_loss": test["loss"],
             "per_class_accuracy": test["per_class_accuracy"], "tta": tta}
 

@@ -33,6 +33,7 @@ from visiondl_keras.data.cifar10 import describe_data
 from visiondl_keras.errors import ConfigError
 from visiondl_keras.evaluation.gradients import predict_logits
 from visiondl_keras.evaluation.metrics import accuracy, evaluate_logits
+from visiondl_keras.evaluation.tta import tta_accuracies
 from visiondl_keras.models.backbones import (
     apply_strategy,
     build_transfer_model,
@@ -145,7 +146,7 @@ def discriminative_optimizer(optimizer: str = "adam", learning_rate: float = 1e-
 
 
 def compile_transfer_model(model: keras.Model, learning_rate: float = 1e-3, backbone_lr_multiplier: float = 1.0,
-                           optimizer: str = "adam", **optimizer_kwargs) -> keras.Model:
+                           optimizer: str = "adam", label_smoothing: float = 0.0, **optimizer_kwargs) -> keras.Model:
     """Compile with categorical cross-entropy on logits (one-hot labels) and accuracy.
 
     Re-compile after changing trainable flags (Keras reads them at compile time). Taught in lesson 4.
@@ -156,6 +157,8 @@ def compile_transfer_model(model: keras.Model, learning_rate: float = 1e-3, back
         learning_rate: the head's learning rate.
         backbone_lr_multiplier: scales the backbone's learning rate (ignored for a head model).
         optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        label_smoothing: the loss's target for the true class is ``1 - label_smoothing`` (the rest
+            spread over all classes); 0 is plain cross-entropy.
         **optimizer_kwargs: passed to the optimizer.
 
     Returns:
@@ -169,7 +172,7 @@ def compile_transfer_model(model: keras.Model, learning_rate: float = 1e-3, back
     """
     mult = backbone_lr_multiplier if is_transfer_model(model) else 1.0
     model.compile(optimizer=discriminative_optimizer(optimizer, learning_rate, mult, **optimizer_kwargs),
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
     return model
 
@@ -361,7 +364,8 @@ def fit_two_stages(model: keras.Model, splits, run: RunDir, recipe: dict, featur
         recipe: ``strategy`` (of stage 2: ``"partial"``/``"full"``; ``"frozen"`` skips it),
             ``head_epochs``, ``finetune_epochs``, ``head_batch_size``, ``batch_size``, ``lr``,
             ``backbone_lr_multiplier``, ``unfreeze``, ``flip``, ``crop_pad``, ``head_cosine``,
-            ``finetune_cosine``, ``budget_s`` (of stage 2) and ``seed``.
+            ``finetune_cosine``, ``budget_s`` (of stage 2), ``seed`` and optionally ``label_smoothing``
+            (both stages; default 0).
         features: ``(f_train, f_val)``, the pooled features (default: :func:`extract_features`).
 
     Returns:
@@ -380,8 +384,11 @@ def fit_two_stages(model: keras.Model, splits, run: RunDir, recipe: dict, featur
     num_classes = len(splits.class_names)
     y_train, y_val = one_hot(splits.y_train, num_classes), one_hot(splits.y_val, num_classes)
     has_val = len(splits.y_val) > 0
+    smoothing = float(r.get("label_smoothing") or 0.0)  # in the stages' config only when used (older runs resume)
     base = {k: r[k] for k in ("seed", "lr")} | {"model": model.name, "train_size": int(len(y_train)),
                                                  "data_fingerprint": splits.fingerprint}
+    if smoothing:
+        base["label_smoothing"] = smoothing
     rows, stages, final = [], {}, model
     if r["head_epochs"]:
         stage = RunDir(run.path / HEAD_STAGE)
@@ -392,7 +399,7 @@ def fit_two_stages(model: keras.Model, splits, run: RunDir, recipe: dict, featur
         hist = train_stage(
             stage, {**base, "stage": "head", "epochs": r["head_epochs"], "batch_size": r["head_batch_size"],
                     "cosine": r["head_cosine"]},
-            lambda: compile_transfer_model(head, r["lr"]),
+            lambda: compile_transfer_model(head, r["lr"], label_smoothing=smoothing),
             feature_epochs(features[0], y_train, r["seed"]) if features is not None else None, len(y_train),
             epochs=r["head_epochs"], batch_size=r["head_batch_size"], lr=r["lr"], cosine=r["head_cosine"],
             validate=(lambda m: feature_loss_accuracy(m, features[1], y_val)) if has_val else None,
@@ -407,7 +414,8 @@ def fit_two_stages(model: keras.Model, splits, run: RunDir, recipe: dict, featur
         hist = train_stage(
             stage, {**base, **{k: r[k] for k in keys}, "stage": "finetune", "epochs": r["finetune_epochs"],
                     "cosine": r["finetune_cosine"], "after_head_epochs": r["head_epochs"]},
-            lambda: compile_transfer_model(model, r["lr"], r["backbone_lr_multiplier"]),
+            lambda: compile_transfer_model(model, r["lr"], r["backbone_lr_multiplier"],
+                                           label_smoothing=smoothing),
             image_epochs(splits.x_train, y_train, r["seed"], r["flip"], r["crop_pad"]), len(y_train),
             epochs=r["finetune_epochs"], batch_size=r["batch_size"], lr=r["lr"], cosine=r["finetune_cosine"],
             budget_s=r["budget_s"],
@@ -425,11 +433,17 @@ def fit_two_stages(model: keras.Model, splits, run: RunDir, recipe: dict, featur
 
 
 def reference_recipe(strategy="full", warmup_epochs=3, max_epochs=12, budget_minutes=None, batch_size=64, lr=1e-3,
-                     backbone_lr_multiplier=0.2, unfreeze=0.25, flip=True, crop_pad=4, seed=0) -> dict:
+                     backbone_lr_multiplier=0.2, unfreeze=0.25, flip=True, crop_pad=4, seed=0, label_smoothing=0.0,
+                     tta_level=0) -> dict:
     """The ``recipe`` of :func:`fit_two_stages` for :func:`train_reference`'s arguments.
 
+    ``label_smoothing`` applies to both stages' loss; ``tta_level`` (0, 1 or 2, see
+    :mod:`visiondl_keras.evaluation.tta`) adds the test accuracy with test-time augmentation to
+    ``metrics.json`` (the accuracy without it is always reported).
+
     Raises:
-        ConfigError: unknown strategy or epoch counts below their minimum.
+        ConfigError: unknown strategy, epoch counts below their minimum, label smoothing outside
+            [0, 1) or an unknown TTA level.
 
     Example:
         >>> reference_recipe("frozen")["finetune_epochs"]
@@ -442,11 +456,16 @@ def reference_recipe(strategy="full", warmup_epochs=3, max_epochs=12, budget_min
     if warmup_epochs < (1 if strategy == "frozen" else 0) or max_epochs < 0 or warmup_epochs + max_epochs < 1:
         raise ConfigError(f"need warmup_epochs >= {1 if strategy == 'frozen' else 0}, max_epochs >= 0 and at least "
                           f"one epoch in all, got {warmup_epochs} and {max_epochs}.")
+    if not 0 <= label_smoothing < 1:
+        raise ConfigError(f"label_smoothing must lie in [0, 1), got {label_smoothing!r}.")
+    if tta_level not in (0, 1, 2):
+        raise ConfigError(f"tta_level must be 0, 1 or 2, got {tta_level!r}.")
     recipe = dict(strategy=strategy, head_epochs=int(warmup_epochs), finetune_epochs=int(max_epochs),
                   head_batch_size=256, batch_size=int(batch_size), lr=float(lr),
                   backbone_lr_multiplier=float(backbone_lr_multiplier), unfreeze=unfreeze, flip=bool(flip),
                   crop_pad=int(crop_pad), head_cosine=strategy == "frozen", finetune_cosine=True,
-                  budget_s=budget_minutes * 60 if budget_minutes else None, seed=int(seed))
+                  budget_s=budget_minutes * 60 if budget_minutes else None, seed=int(seed),
+                  label_smoothing=float(label_smoothing), tta_level=int(tta_level))
     if strategy == "frozen":  # no stage 2: its settings do not apply
         recipe.update(finetune_epochs=0, budget_s=None, backbone_lr_multiplier=None, unfreeze=None, flip=False,
                       crop_pad=0)
@@ -456,7 +475,8 @@ def reference_recipe(strategy="full", warmup_epochs=3, max_epochs=12, budget_min
 def train_reference(splits, run_dir, backbone="mobilenet_v2", alpha=None, input_size=96, strategy="full",
                     warmup_epochs=3, max_epochs=12, budget_minutes=None, batch_size=64, lr=1e-3,
                     backbone_lr_multiplier=0.2, unfreeze=0.25, flip=True, crop_pad=4, seed=0, progress=True,
-                    command: str | None = None, weights="imagenet", log=print) -> dict:
+                    command: str | None = None, weights="imagenet", log=print, label_smoothing=0.0,
+                    tta_level=0) -> dict:
     """The reference transfer recipe: cached-feature head warm-up, then fine-tuning with augmentation.
 
     Stage 1: ``warmup_epochs`` of head training (batch 256) on cached features of the unaugmented
@@ -473,7 +493,7 @@ def train_reference(splits, run_dir, backbone="mobilenet_v2", alpha=None, input_
         backbone, alpha, input_size, weights: the model (see
             :func:`~visiondl_keras.models.backbones.build_transfer_model`).
         strategy, warmup_epochs, max_epochs, budget_minutes, batch_size, lr, backbone_lr_multiplier,
-            unfreeze, flip, crop_pad, seed: the recipe (:func:`reference_recipe`).
+            unfreeze, flip, crop_pad, seed, label_smoothing, tta_level: the recipe (:func:`reference_recipe`).
         progress, log: progress bars; where one-line messages go.
         command: the command line, recorded in ``config.json``.
 
@@ -489,12 +509,14 @@ def train_reference(splits, run_dir, backbone="mobilenet_v2", alpha=None, input_
     """
     run = RunDir(run_dir).create()
     recipe = reference_recipe(strategy, warmup_epochs, max_epochs, budget_minutes, batch_size, lr,
-                              backbone_lr_multiplier, unfreeze, flip, crop_pad, seed)
+                              backbone_lr_multiplier, unfreeze, flip, crop_pad, seed, label_smoothing, tta_level)
     build = dict(backbone=backbone, input_size=int(input_size), alpha=alpha, dropout=0.2,
                  unfreeze=unfreeze if unfreeze is not None else 0.25)
     config = {**build, **recipe, "weights": weights if weights is None or isinstance(weights, str) else str(weights),
               "val_size": int(len(splits.y_val)), "train_size": int(len(splits.y_train)), "command": command}
     saved = run.read("config.json")
+    if saved:  # runs written before these settings existed used their defaults
+        saved = {"label_smoothing": 0.0, "tta_level": 0, **saved}
     if saved and {k: v for k, v in saved.items() if k != "command"} != {k: v for k, v in config.items()
                                                                         if k != "command"}:
         raise ConfigError(f"{run.path} holds a run with a different configuration; pass another --run-dir or "
@@ -512,7 +534,7 @@ def train_reference(splits, run_dir, backbone="mobilenet_v2", alpha=None, input_
     result = fit_two_stages(model, splits, run, recipe, progress=progress, log=log)
     final = _best_of_stages(run, result["stages"], build)
     final.save(run.best)
-    return _write_reference_metrics(run, splits, final, result, info, input_size)
+    return _write_reference_metrics(run, splits, final, result, info, input_size, tta_level)
 
 
 def _best_of_stages(run: RunDir, stages: dict, build: dict) -> keras.Model:
@@ -528,7 +550,8 @@ def _best_of_stages(run: RunDir, stages: dict, build: dict) -> keras.Model:
     return copy_weights(frozen, final)
 
 
-def _write_reference_metrics(run: RunDir, splits, final, result: dict, info: dict, input_size: int) -> dict:
+def _write_reference_metrics(run: RunDir, splits, final, result: dict, info: dict, input_size: int,
+                             tta_level: int = 0) -> dict:
     history = result["history"]
     run.write_history(history)
     stages = result["stages"]
@@ -555,6 +578,10 @@ def _write_reference_metrics(run: RunDir, splits, final, result: dict, info: dic
         "checkpoint_bytes": run.best.stat().st_size,
         "data": describe_data(splits),
     }
+    if tta_level:
+        metrics["tta"] = tta_accuracies(final, splits.x_test, splits.y_test, (0, tta_level))
+        metrics["tta_level"] = int(tta_level)
+        metrics["test_accuracy_tta"] = metrics["tta"][str(tta_level)]["test_accuracy"]
     run.write("metrics.json", metrics)
     run.write_state("completed", epochs_done=len(history), best_epoch=best_epoch,
                     best_val_accuracy=metrics["best_val_accuracy"], time_s=train_time)

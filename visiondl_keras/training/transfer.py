@@ -157,8 +157,8 @@ def compile_transfer_model(model: keras.Model, learning_rate: float = 1e-3, back
         learning_rate: the head's learning rate.
         backbone_lr_multiplier: scales the backbone's learning rate (ignored for a head model).
         optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
-        label_smoothing: the loss's target for the true class is ``1 - label_smoothing`` (the rest
-            spread over all classes); 0 is plain cross-entropy.
+        label_smoothing: the loss's targets become ``(1 - label_smoothing) * one_hot +
+            label_smoothing / classes``; 0 is plain cross-entropy.
         **optimizer_kwargs: passed to the optimizer.
 
     Returns:

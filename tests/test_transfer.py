@@ -28,6 +28,7 @@ from visiondl_keras.models.backbones import (
     apply_strategy,
     build_transfer_model,
     freeze_all_but_top,
+    freeze_bottom_layers,
     get_backbone,
     head_model,
     keras_weights_filename,
@@ -161,6 +162,51 @@ def test_freeze_all_but_top_semantics():
     for bad in (-1, 1.5, "2", True):
         with pytest.raises(ConfigError, match="n must be"):
             freeze_all_but_top(base, bad)
+
+
+def test_freeze_bottom_layers_freezes_the_bottom_block_batchnorm_included():
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None, alpha=0.35)
+    counted, layers = unfreezable_layers(base), base.layers
+    stop = layers.index(counted[9])  # block_3_expand: the first layer that still trains
+    full = trainable_params(base)
+    bottom = sum(int(np.prod(w.shape)) for layer in layers[:stop] for w in layer.trainable_weights)
+    assert freeze_bottom_layers(base, 0) == [] and trainable_params(base) == full
+    names = freeze_bottom_layers(base, 9)
+    assert names == [layer.name for layer in counted[:9]]
+    assert names[0] == "Conv1" and names[-1] == "block_2_project" and counted[9].name == "block_3_expand"
+    assert not any(layer.trainable for layer in layers[:stop])
+    assert all(layer.trainable for layer in layers[stop:])
+    assert not base.get_layer("block_2_project_BN").trainable  # the BatchNorm after the last frozen conv
+    assert 0 < bottom < full and trainable_params(base) == full - bottom
+    for bad in (-1, 1.5, True, len(counted)):
+        with pytest.raises(ConfigError, match="freeze_bottom must be"):
+            freeze_bottom_layers(base, bad)
+
+
+def test_full_strategy_with_frozen_bottom_leaves_those_weights_and_statistics_unchanged():
+    keras.utils.set_random_seed(0)
+    model = tiny("frozen", backbone="mobilenet_v2", alpha=0.35, dropout=0.0)
+    apply_strategy(model, "full", freeze_bottom=3)
+    backbone = get_backbone(model)
+    before = {layer.name: [keras.ops.convert_to_numpy(w) for w in layer.weights] for layer in backbone.layers}
+    compile_transfer_model(model, 1e-2)
+    x, y = images(16), np.eye(10, dtype=np.float32)[np.arange(16) % 10]
+    for _ in range(2):
+        model.train_on_batch(x, y)
+    changed = {layer.name for layer in backbone.layers
+               if any(not np.array_equal(a, keras.ops.convert_to_numpy(w)) for a, w in zip(before[layer.name], layer.weights))}
+    assert not changed & {"Conv1", "bn_Conv1", "expanded_conv_depthwise", "expanded_conv_depthwise_BN",
+                          "expanded_conv_project", "expanded_conv_project_BN"}
+    assert {"block_1_expand", "block_1_expand_BN", "Conv_1"} <= changed
+    assert trainable_params(model) < trainable_params(apply_strategy(model, "full"))
+    with pytest.raises(ConfigError, match="full strategy only"):
+        apply_strategy(model, "partial", freeze_bottom=3)
+    with pytest.raises(ConfigError, match="full strategy only"):
+        reference_recipe("partial", freeze_bottom=3)
+    with pytest.raises(ConfigError, match="non-negative"):
+        reference_recipe("full", freeze_bottom=-2)
+    assert reference_recipe("full", freeze_bottom=9)["freeze_bottom"] == 9
+    assert reference_recipe("full")["freeze_bottom"] == 0
 
 
 def test_freeze_all_but_top_on_a_transfer_model_keeps_the_head_trainable():
@@ -728,3 +774,6 @@ def test_recipe_text_says_when_the_budget_set_the_number_of_fine_tuning_epochs()
     assert "0.0003 backbone" in text and "reflect-pad-4 crops" in text
     assert "at most" not in describe_recipe({**config, "budget_s": None}, history)  # no budget: no clause
     assert "at most" not in describe_recipe(config, [{"stage": "head"}] * 3 + [{"stage": "full"}] * 30)
+    assert "whole backbone trainable" in text and "bottom" not in text
+    frozen_bottom = describe_recipe({**config, "freeze_bottom": 9}, history)
+    assert "except its bottom 9 weighted layers, which stay frozen" in frozen_bottom

@@ -112,7 +112,7 @@ def _train(args) -> int:
         splits, args.run_dir, args.backbone, args.alpha, args.input_size, args.strategy, args.warmup_epochs,
         args.epochs, args.budget_minutes, args.batch_size, args.lr, args.backbone_lr_multiplier, args.unfreeze,
         not args.no_flip, args.crop_pad, args.seed, progress=not args.quiet, weights=_weights(args.weights),
-        label_smoothing=args.label_smoothing, tta_level=args.tta_level,
+        label_smoothing=args.label_smoothing, tta_level=args.tta_level, freeze_bottom=args.freeze_bottom,
         command="python -m visiondl_keras " + " ".join(shlex.quote(a) for a in (args.argv or [])),
         log=(lambda *a, **k: None) if args.quiet else print,
     )
@@ -213,6 +213,9 @@ def register(subparsers) -> None:
                    help="backbone learning rate = lr x this (default %(default)s)")
     p.add_argument("--unfreeze", type=float, default=0.25,
                    help="partial: fraction of the weighted backbone layers (default %(default)s)")
+    p.add_argument("--freeze-bottom", type=int, default=0, metavar="N",
+                   help="full: keep the bottom N weighted backbone layers frozen while fine-tuning; faster epochs "
+                        "(default %(default)s)")
     p.add_argument("--crop-pad", type=int, default=4, help="reflect-padding of the random crops, 0: none "
                    "(default %(default)s)")
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")

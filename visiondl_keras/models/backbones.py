@@ -32,7 +32,8 @@ it. ``weights`` may also be a path to an ``.h5``/``.weights.h5`` file, or ``None
   backbone (an int, or a fraction of them); every BatchNormalization layer stays frozen, i.e. in
   inference mode;
 * ``full``: every backbone layer trains, BatchNorm included: during training it
-  normalises with batch statistics and updates its moving averages (gamma/beta train too).
+  normalises with batch statistics and updates its moving averages (gamma/beta train too);
+  ``freeze_bottom`` keeps the bottom layers frozen (:func:`freeze_bottom_layers`).
 
 BatchNorm's mode follows its ``trainable`` flag alone: a frozen BatchNormalization runs in inference
 mode. Calling the nested backbone with ``training=False`` (the keras.io guide's idiom) would not pin
@@ -59,6 +60,7 @@ from visiondl_keras.models.freezing import (
     STRATEGIES,
     apply_strategy,
     freeze_all_but_top,
+    freeze_bottom_layers,
     get_backbone,
     is_transfer_model,
     resolve_unfreeze,
@@ -508,6 +510,7 @@ __all__ = [
     "feature_extractor",
     "find_weights_file",
     "freeze_all_but_top",
+    "freeze_bottom_layers",
     "get_backbone",
     "head_model",
     "is_transfer_model",

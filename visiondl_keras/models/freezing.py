@@ -4,7 +4,10 @@
 * ``partial``: :func:`freeze_all_but_top` unfreezes the top ``unfreeze`` weighted layers of the
   backbone (an int, or a fraction of them); every BatchNormalization layer stays frozen, i.e. in
   inference mode;
-* ``full``: every backbone layer trains, BatchNorm included.
+* ``full``: every backbone layer trains, BatchNorm included; with ``freeze_bottom=n`` the bottom
+  ``n`` weighted layers (and every layer up to the next weighted one, BatchNorm included) stay
+  frozen (:func:`freeze_bottom_layers`): their backward pass is skipped, which saves most where a
+  backbone is most expensive, at its highest resolution.
 
 The models come from :func:`visiondl_keras.models.backbones.build_transfer_model` (which re-exports
 these names). Taught in lesson 4.
@@ -179,7 +182,8 @@ def resolve_unfreeze(backbone: keras.Model, unfreeze: int | float) -> int:
     raise ConfigError(f"unfreeze must be a layer count (int >= 1) or a fraction in (0, 1], got {unfreeze!r}.")
 
 
-def apply_strategy(model: keras.Model, strategy: str, unfreeze: int | float = DEFAULT_UNFREEZE) -> keras.Model:
+def apply_strategy(model: keras.Model, strategy: str, unfreeze: int | float = DEFAULT_UNFREEZE,
+                   freeze_bottom: int = 0) -> keras.Model:
     """Set the trainable flags of a transfer model for ``frozen``, ``partial`` or ``full``.
 
     The head (layers after the backbone) is always trainable and the ``"preprocess"`` layer never.
@@ -190,12 +194,14 @@ def apply_strategy(model: keras.Model, strategy: str, unfreeze: int | float = DE
         strategy: ``"frozen"`` (backbone frozen), ``"partial"`` (:func:`freeze_all_but_top` with
             :func:`resolve_unfreeze` layers; BatchNorm frozen) or ``"full"`` (everything trainable).
         unfreeze: the ``partial`` layer count (int) or fraction (float).
+        freeze_bottom: ``full`` only: keep the bottom layers frozen (:func:`freeze_bottom_layers`).
 
     Returns:
         The same model (for chaining).
 
     Raises:
-        ConfigError: unknown strategy, bad ``unfreeze``, or not a transfer model.
+        ConfigError: unknown strategy, bad ``unfreeze`` or ``freeze_bottom`` (or ``freeze_bottom``
+            with another strategy than ``full``), or not a transfer model.
 
     Example:
         >>> model = build_transfer_model("mobilenet", "frozen", input_size=32, weights=None)  # doctest: +SKIP
@@ -206,6 +212,8 @@ def apply_strategy(model: keras.Model, strategy: str, unfreeze: int | float = DE
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+    if freeze_bottom and strategy != "full":
+        raise ConfigError(f"freeze_bottom applies to the full strategy only, got strategy {strategy!r}.")
     backbone = get_backbone(model)
     _set_head_trainable(model)
     if strategy == "partial":
@@ -214,7 +222,49 @@ def apply_strategy(model: keras.Model, strategy: str, unfreeze: int | float = DE
     backbone.trainable = strategy == "full"
     for layer in backbone.layers:  # explicit: a container's flag does not always reach its layers
         layer.trainable = strategy == "full"
+    if strategy == "full" and freeze_bottom:
+        freeze_bottom_layers(backbone, freeze_bottom)
     return model
+
+
+def freeze_bottom_layers(backbone: keras.Model, n: int) -> list[str]:
+    """Freeze the bottom ``n`` weighted layers of a backbone and every layer before the next one.
+
+    The counted layers are :func:`unfreezable_layers` (weighted, not BatchNormalization). Everything
+    from the input up to, not including, the ``n + 1``-th of them gets ``trainable = False``: the
+    BatchNormalization after the last frozen convolution runs in inference mode too, so the frozen
+    part computes a fixed function. Keras then needs no gradient below the first trainable layer:
+    the backward pass stops there. In MobileNetV2 the bottom 9 (the stem and blocks 0-2) run at the
+    highest resolutions (64x64 and 32x32 pixels for a 128-px input) and take a large share of a
+    training step on a CPU. The other layers' flags are left as they are. Taught in lesson 4.
+
+    Args:
+        backbone: a backbone model (e.g. :func:`get_backbone` of a transfer model).
+        n: how many weighted layers to freeze from the bottom (``0``: none).
+
+    Returns:
+        The names of the frozen weighted layers, bottom to top.
+
+    Raises:
+        ConfigError: ``n`` is not a non-negative integer smaller than the number of counted layers.
+
+    Example:
+        >>> base = keras.applications.MobileNetV2(input_shape=(96, 96, 3), include_top=False, weights=None, alpha=0.35)
+        >>> freeze_bottom_layers(base, 3)
+        ['Conv1', 'expanded_conv_depthwise', 'expanded_conv_project']
+        >>> [l.name for l in base.layers if l.trainable][:2]
+        ['block_1_expand', 'block_1_expand_BN']
+    """
+    candidates = unfreezable_layers(backbone)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n < len(candidates):
+        raise ConfigError(f"freeze_bottom must be an integer in [0, {len(candidates) - 1}] "
+                          f"(the backbone has {len(candidates)} weighted layers), got {n!r}.")
+    if n == 0:
+        return []
+    stop = next(i for i, layer in enumerate(backbone.layers) if layer is candidates[n])
+    for layer in backbone.layers[:stop]:
+        layer.trainable = False
+    return [layer.name for layer in candidates[:n]]
 
 
 def trainable_params(model: keras.Model) -> int:

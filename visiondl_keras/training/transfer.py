@@ -365,7 +365,8 @@ def fit_two_stages(model: keras.Model, splits, run: RunDir, recipe: dict, featur
             ``head_epochs``, ``finetune_epochs``, ``head_batch_size``, ``batch_size``, ``lr``,
             ``backbone_lr_multiplier``, ``unfreeze``, ``flip``, ``crop_pad``, ``head_cosine``,
             ``finetune_cosine``, ``budget_s`` (of stage 2), ``seed`` and optionally ``label_smoothing``
-            (both stages; default 0).
+            (both stages; default 0) and ``freeze_bottom`` (stage 2 ``full``: the bottom weighted
+            backbone layers that stay frozen; default 0).
         features: ``(f_train, f_val)``, the pooled features (default: :func:`extract_features`).
 
     Returns:
@@ -409,11 +410,13 @@ def fit_two_stages(model: keras.Model, splits, run: RunDir, recipe: dict, featur
         stages["head"] = stage.state()
     if r["strategy"] != "frozen" and r["finetune_epochs"]:
         stage = RunDir(run.path / FINETUNE_STAGE)
-        apply_strategy(model, r["strategy"], unfreeze=r["unfreeze"])
+        freeze_bottom = int(r.get("freeze_bottom") or 0)  # in the stage's config only when used
+        apply_strategy(model, r["strategy"], unfreeze=r["unfreeze"], freeze_bottom=freeze_bottom)
         keys = ("strategy", "batch_size", "backbone_lr_multiplier", "unfreeze", "flip", "crop_pad", "budget_s")
         hist = train_stage(
             stage, {**base, **{k: r[k] for k in keys}, "stage": "finetune", "epochs": r["finetune_epochs"],
-                    "cosine": r["finetune_cosine"], "after_head_epochs": r["head_epochs"]},
+                    "cosine": r["finetune_cosine"], "after_head_epochs": r["head_epochs"],
+                    **({"freeze_bottom": freeze_bottom} if freeze_bottom else {})},
             lambda: compile_transfer_model(model, r["lr"], r["backbone_lr_multiplier"],
                                            label_smoothing=smoothing),
             image_epochs(splits.x_train, y_train, r["seed"], r["flip"], r["crop_pad"]), len(y_train),
@@ -434,16 +437,20 @@ def fit_two_stages(model: keras.Model, splits, run: RunDir, recipe: dict, featur
 
 def reference_recipe(strategy="full", warmup_epochs=3, max_epochs=12, budget_minutes=None, batch_size=64, lr=1e-3,
                      backbone_lr_multiplier=0.2, unfreeze=0.25, flip=True, crop_pad=4, seed=0, label_smoothing=0.0,
-                     tta_level=0) -> dict:
+                     tta_level=0, freeze_bottom=0) -> dict:
     """The ``recipe`` of :func:`fit_two_stages` for :func:`train_reference`'s arguments.
 
     ``label_smoothing`` applies to both stages' loss; ``tta_level`` (0, 1 or 2, see
     :mod:`visiondl_keras.evaluation.tta`) adds the test accuracy with test-time augmentation to
-    ``metrics.json`` (the accuracy without it is always reported).
+    ``metrics.json`` (the accuracy without it is always reported); ``freeze_bottom`` (``full``
+    only) keeps that many weighted backbone layers at the bottom frozen during fine-tuning
+    (:func:`~visiondl_keras.models.backbones.freeze_bottom_layers`): faster epochs, so more of them
+    fit a time budget.
 
     Raises:
         ConfigError: unknown strategy, epoch counts below their minimum, label smoothing outside
-            [0, 1) or an unknown TTA level.
+            [0, 1), an unknown TTA level, or ``freeze_bottom`` negative or with a strategy other
+            than ``full``.
 
     Example:
         >>> reference_recipe("frozen")["finetune_epochs"]
@@ -460,12 +467,16 @@ def reference_recipe(strategy="full", warmup_epochs=3, max_epochs=12, budget_min
         raise ConfigError(f"label_smoothing must lie in [0, 1), got {label_smoothing!r}.")
     if tta_level not in (0, 1, 2):
         raise ConfigError(f"tta_level must be 0, 1 or 2, got {tta_level!r}.")
+    if isinstance(freeze_bottom, bool) or not isinstance(freeze_bottom, (int, np.integer)) or freeze_bottom < 0:
+        raise ConfigError(f"freeze_bottom must be a non-negative number of layers, got {freeze_bottom!r}.")
+    if freeze_bottom and strategy != "full":
+        raise ConfigError(f"freeze_bottom applies to the full strategy only, got strategy {strategy!r}.")
     recipe = dict(strategy=strategy, head_epochs=int(warmup_epochs), finetune_epochs=int(max_epochs),
                   head_batch_size=256, batch_size=int(batch_size), lr=float(lr),
                   backbone_lr_multiplier=float(backbone_lr_multiplier), unfreeze=unfreeze, flip=bool(flip),
                   crop_pad=int(crop_pad), head_cosine=strategy == "frozen", finetune_cosine=True,
                   budget_s=budget_minutes * 60 if budget_minutes else None, seed=int(seed),
-                  label_smoothing=float(label_smoothing), tta_level=int(tta_level))
+                  label_smoothing=float(label_smoothing), tta_level=int(tta_level), freeze_bottom=int(freeze_bottom))
     if strategy == "frozen":  # no stage 2: its settings do not apply
         recipe.update(finetune_epochs=0, budget_s=None, backbone_lr_multiplier=None, unfreeze=None, flip=False,
                       crop_pad=0)
@@ -476,7 +487,7 @@ def train_reference(splits, run_dir, backbone="mobilenet_v2", alpha=None, input_
                     warmup_epochs=3, max_epochs=12, budget_minutes=None, batch_size=64, lr=1e-3,
                     backbone_lr_multiplier=0.2, unfreeze=0.25, flip=True, crop_pad=4, seed=0, progress=True,
                     command: str | None = None, weights="imagenet", log=print, label_smoothing=0.0,
-                    tta_level=0) -> dict:
+                    tta_level=0, freeze_bottom=0) -> dict:
     """The reference transfer recipe: cached-feature head warm-up, then fine-tuning with augmentation.
 
     Stage 1: ``warmup_epochs`` of head training (batch 256) on cached features of the unaugmented
@@ -493,7 +504,8 @@ def train_reference(splits, run_dir, backbone="mobilenet_v2", alpha=None, input_
         backbone, alpha, input_size, weights: the model (see
             :func:`~visiondl_keras.models.backbones.build_transfer_model`).
         strategy, warmup_epochs, max_epochs, budget_minutes, batch_size, lr, backbone_lr_multiplier,
-            unfreeze, flip, crop_pad, seed, label_smoothing, tta_level: the recipe (:func:`reference_recipe`).
+            unfreeze, flip, crop_pad, seed, label_smoothing, tta_level, freeze_bottom: the recipe
+            (:func:`reference_recipe`).
         progress, log: progress bars; where one-line messages go.
         command: the command line, recorded in ``config.json``.
 
@@ -509,14 +521,15 @@ def train_reference(splits, run_dir, backbone="mobilenet_v2", alpha=None, input_
     """
     run = RunDir(run_dir).create()
     recipe = reference_recipe(strategy, warmup_epochs, max_epochs, budget_minutes, batch_size, lr,
-                              backbone_lr_multiplier, unfreeze, flip, crop_pad, seed, label_smoothing, tta_level)
+                              backbone_lr_multiplier, unfreeze, flip, crop_pad, seed, label_smoothing, tta_level,
+                              freeze_bottom)
     build = dict(backbone=backbone, input_size=int(input_size), alpha=alpha, dropout=0.2,
                  unfreeze=unfreeze if unfreeze is not None else 0.25)
     config = {**build, **recipe, "weights": weights if weights is None or isinstance(weights, str) else str(weights),
               "val_size": int(len(splits.y_val)), "train_size": int(len(splits.y_train)), "command": command}
     saved = run.read("config.json")
     if saved:  # runs written before these settings existed used their defaults
-        saved = {"label_smoothing": 0.0, "tta_level": 0, **saved}
+        saved = {"label_smoothing": 0.0, "tta_level": 0, "freeze_bottom": 0, **saved}
     if saved and {k: v for k, v in saved.items() if k != "command"} != {k: v for k, v in config.items()
                                                                         if k != "command"}:
         raise ConfigError(f"{run.path} holds a run with a different configuration; pass another --run-dir or "
@@ -529,7 +542,8 @@ def train_reference(splits, run_dir, backbone="mobilenet_v2", alpha=None, input_
                                    "data": describe_data(splits)})
     keras.utils.set_random_seed(seed)
     model = build_transfer_model(strategy="frozen", weights=weights, **build)
-    info = describe_transfer_model(apply_strategy(model, strategy, unfreeze=build["unfreeze"]))
+    info = describe_transfer_model(apply_strategy(model, strategy, unfreeze=build["unfreeze"],
+                                                  freeze_bottom=recipe["freeze_bottom"]))
     apply_strategy(model, "frozen")
     result = fit_two_stages(model, splits, run, recipe, progress=progress, log=log)
     final = _best_of_stages(run, result["stages"], build)

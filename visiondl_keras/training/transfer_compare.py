@@ -423,6 +423,9 @@ def describe_recipe(config: dict, history: list[dict]) -> str:
     if config["strategy"] != "frozen":
         what = (f"the top {config['unfreeze']:.0%} of the weighted backbone layers unfrozen, BatchNorm frozen"
                 if config["strategy"] == "partial" else "the whole backbone trainable, BatchNorm included")
+        if config.get("freeze_bottom"):
+            what = (f"the backbone trainable, BatchNorm included, except its bottom {config['freeze_bottom']} "
+                    "weighted layers, which stay frozen")
         cut = ""
         if tuned < config["finetune_epochs"] and config.get("budget_s"):
             cut = (f" (at most {config['finetune_epochs']}: the cosine decay was planned over the epochs that fit "

@@ -18,6 +18,7 @@ from visiondl_keras.evaluation.calibration import (
     expected_calibration_error,
     fit_temperature,
     load_temperature,
+    lowest_ece_temperature,
     maximum_calibration_error,
     negative_log_likelihood,
     read_calibration,
@@ -122,6 +123,25 @@ def test_fit_temperature_recovers_a_known_temperature(true_t):
     # it is the minimum of the NLL
     for t in (fitted * 0.9, fitted * 1.1):
         assert temperature_nll(logits, labels, fitted) < temperature_nll(logits, labels, t)
+
+
+def test_lowest_ece_temperature_is_a_bound_that_a_shape_error_keeps_high():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(20000, 10)) * 3.0
+    p = softmax(logits / 2.0)
+    labels = (p.cumsum(axis=1) > rng.random((len(p), 1))).argmax(axis=1)
+    t, ece = lowest_ece_temperature(logits, labels)
+    assert t == pytest.approx(2.0, rel=0.15) and ece < 0.01  # a pure scale error: a temperature fixes it
+    fitted = fit_temperature(logits, labels)
+    assert ece <= expected_calibration_error(apply_temperature(logits, fitted), labels) + 1e-9
+    # a shape error: every image is right with probability 0.8 however confident the model is
+    z = rng.normal(size=(20000, 10)) * rng.uniform(0.5, 6.0, size=(20000, 1))
+    right = rng.random(20000) < 0.8
+    y = np.where(right, z.argmax(1), (z.argmax(1) + rng.integers(1, 10, 20000)) % 10)
+    _, shape_ece = lowest_ece_temperature(z, y)
+    assert shape_ece > 0.05
+    with pytest.raises(ConfigError, match="bounds"):
+        lowest_ece_temperature(logits, labels, bounds=(2.0, 1.0))
 
 
 def test_temperature_scaling_keeps_accuracy_and_lowers_validation_nll():
@@ -265,6 +285,9 @@ def test_calibrate_command_writes_sidecar_tables_and_diagrams(tiny_run, monkeypa
         assert (run / "figures" / f"reliability_best_{when}.png").stat().st_size > 1000
     sidecar = read_calibration(run / "best.keras")
     assert sidecar["test"]["after"]["ece"] == result["test"]["after"]["ece"]
+    floor = result["test_ece_floor"]  # a bound searched on the test split: at most the fitted temperature's ECE
+    assert 0 <= floor["ece"] <= result["test"]["after"]["ece"] + 0.02 and "test_ece_floor" not in sidecar
+    assert f"below {100 * floor['ece']:.2f}%" in table
 
 
 def test_calibrate_reproduces_the_training_validation_split(tiny_run, monkeypatch):

@@ -6,7 +6,9 @@ The temperature is fitted on the run's **validation split**, reproduced exactly 
 
 * the sidecar ``<checkpoint>.calibration.json`` (read by evaluation, inference and export);
 * ``calibration_<name>.json`` and ``calibration_<name>.md``: accuracy, NLL, ECE, adaptive ECE,
-  MCE and Brier score before and after scaling, on the validation and test splits;
+  MCE and Brier score before and after scaling, on the validation and test splits, and
+  ``test_ece_floor``: the lowest test ECE any single temperature reaches
+  (:func:`~visiondl_keras.evaluation.calibration.lowest_ece_temperature`, a bound, not a fit);
 * ``reliability_<name>_before.png`` and ``reliability_<name>_after.png`` (test split).
 
 The command line is ``python -m visiondl_keras calibrate``::
@@ -26,6 +28,7 @@ from visiondl_keras.evaluation.calibration import (
     apply_temperature,
     calibration_metrics,
     fit_temperature,
+    lowest_ece_temperature,
     reliability_diagram,
     save_temperature,
 )
@@ -63,6 +66,10 @@ def markdown_table(result: dict) -> str:
             rows.append(f"| {split} ({m['n']} images), {when} | {temp:.3f} | " + " | ".join(cells) + " |")
     note = (f"Temperature T = {t:.4f} fitted on the validation split ({result['val']['before']['n']} images); "
             f"ECE/MCE with {result['n_bins']} equal-width bins ((m-1)/M, m/M]; adaptive ECE with equal-mass bins.")
+    floor = result.get("test_ece_floor")
+    if floor:
+        note += (f" No single temperature brings the test ECE below {100 * floor['ece']:.2f}% (reached at "
+                 f"T = {floor['temperature']:.3f}, searched on the test split itself: a bound, not a calibration).")
     return "\n".join([head, rule, *rows]) + "\n\n" + note + "\n" + ood_markdown(result.get("ood"))
 
 
@@ -128,6 +135,11 @@ def calibrate_checkpoint(checkpoint, run_dir=None, out_dir=None, figures_dir=Non
     for split, logits, labels in (("val", val_logits, splits.y_val), ("test", test_logits, splits.y_test)):
         result[split] = {when: calibration_metrics(apply_temperature(logits, t), labels, n_bins)
                          for when, t in (("before", 1.0), ("after", temperature))}
+
+    best_t, best_ece = lowest_ece_temperature(test_logits, splits.y_test, n_bins)
+    result["test_ece_floor"] = {"temperature": best_t, "ece": best_ece, "what": (
+        "the lowest test ECE any single temperature reaches, searched on the test split itself: a bound on what "
+        "temperature scaling can do for this model, not a calibration")}
 
     def calibrated_probs(images):
         return apply_temperature(predict_logits(model, images, batch_size), temperature)

@@ -271,6 +271,49 @@ def fit_temperature(logits, labels, bounds: tuple[float, float] = TEMPERATURE_BO
     return float(1.0 / res.x)
 
 
+def lowest_ece_temperature(logits, labels, n_bins: int = 15, bounds: tuple[float, float] = TEMPERATURE_BOUNDS,
+                           points: int = 801) -> tuple[float, float]:
+    """The temperature with the lowest ECE on these labels, and that ECE: a bound, not a fit.
+
+    The ECE is not smooth in T (images change bins), so this searches ``points`` log-spaced
+    temperatures in ``bounds``. Run on the split you report, it says how low temperature scaling
+    could bring that split's ECE even with the answer key: when the bound is above a goal, no
+    temperature fitted on other data can reach it, and the miscalibration is not a matter of
+    scale (label smoothing, for one, changes the shape of the confidence distribution). Use
+    :func:`fit_temperature` (held-out data, NLL) to calibrate.
+
+    Args:
+        logits: logits (N, num_classes).
+        labels: int labels (N,).
+        n_bins: bins of the ECE.
+        bounds: the searched interval of T.
+        points: grid size.
+
+    Returns:
+        ``(temperature, ece)``.
+
+    Raises:
+        ConfigError: bad shapes, non-finite logits, labels out of range or bad bounds.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> z = rng.normal(size=(4000, 10)) * 3
+        >>> from visiondl_keras.evaluation.metrics import softmax
+        >>> y = np.array([rng.choice(10, p=p) for p in softmax(z, temperature=2.0)])
+        >>> t, ece = lowest_ece_temperature(z, y)
+        >>> 1.5 < t < 2.5, ece < expected_calibration_error(apply_temperature(z, 1.0), y)
+        (True, True)
+    """
+    logits, labels = _check(logits, labels, "logits")
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if not 0 < lo < hi:
+        raise ConfigError(f"bounds must satisfy 0 < low < high, got {bounds}.")
+    grid = np.geomspace(lo, hi, int(points))
+    eces = np.array([expected_calibration_error(apply_temperature(logits, t), labels, n_bins) for t in grid])
+    best = int(np.argmin(eces))
+    return float(grid[best]), float(eces[best])
+
+
 # --------------------------------------------------------------------------------------------
 # The sidecar: <checkpoint>.calibration.json
 # --------------------------------------------------------------------------------------------
@@ -363,6 +406,7 @@ __all__ = [
     "expected_calibration_error",
     "fit_temperature",
     "load_temperature",
+    "lowest_ece_temperature",
     "maximum_calibration_error",
     "negative_log_likelihood",
     "read_calibration",

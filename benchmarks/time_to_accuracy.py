@@ -7,7 +7,12 @@ epoch are not counted). Reported: training time to 75/85/90/93/94% test accuracy
 equal budgets, and the peer/ours ratios. Written to ``OUT/metrics/time_to_accuracy.json`` (+ a figure).
 
 (a) ours: the fast recipe, ``preset_config("fast")`` (airbench-style network, alternating flip +
-    translate, ScaledSGD, triangular schedule, lookahead), test accuracy without TTA;
+    translate, ScaledSGD, triangular schedule, lookahead), test accuracy without TTA. Its schedule is
+    planned for a length (the triangular learning rate and the lookahead decay end with the last
+    epoch), so it runs as a family: the preset's ``--ours-epochs`` schedule at full width plus short
+    "sprint" schedules (``--sprint-epochs``, at ``--sprint-widths``) planned for the early targets.
+    Each is its own run (``ours_8ep``, ``ours_2ep_w32``, ...), timed like the others; "ours" at a
+    target is the fastest member of the family that measured it (``ours_run`` says which);
 (b) resnet9: the ResNet-9 / OneCycle recipe (``preset_config("resnet9")``) on ``--resnet9-epochs``;
 (c) peer: the keras.io / Keras examples ``cifar10_cnn`` recipe: 4 conv + 2 dense layers with dropout,
     RMSprop(lr 1e-4, decay 1e-6), batch 32, random shifts of up to 10% (nearest fill) and
@@ -79,6 +84,11 @@ def build_peer_model(num_classes: int = 10) -> keras.Model:
     return model
 
 
+def family(recipe) -> str:
+    """The recipe family of a run: ``"ours"`` for every schedule of the fast recipe, else its name."""
+    return getattr(recipe, "family", None) or ("ours" if recipe.name.startswith("ours") else recipe.name)
+
+
 def peer_epoch(x, y, seed, epoch, num_classes=10):
     """The peer's augmentation: shifts up to 10% (3 px) with nearest fill, horizontal flips; shuffled."""
     rng = np.random.default_rng([seed, epoch, 1])
@@ -90,8 +100,9 @@ def peer_epoch(x, y, seed, epoch, num_classes=10):
 class Recipe:
     """One recipe's model, epoch function, callbacks and measured curve."""
 
-    def __init__(self, name, model, epochs, batch_size, make_epoch, callbacks=()):
+    def __init__(self, name, model, epochs, batch_size, make_epoch, callbacks=(), family=None):
         self.name, self.model, self.epochs, self.batch_size = name, model, epochs, batch_size
+        self.family = family or name
         self.make_epoch, self.callbacks = make_epoch, list(callbacks)
         for cb in self.callbacks:
             cb.set_model(model)
@@ -158,7 +169,7 @@ def with_policy(precision, build):
         keras.mixed_precision.set_global_policy("float32")
 
 
-def config_recipe(name, config, splits):
+def config_recipe(name, config, splits, family=None):
     """A Recipe for a package TrainConfig (the fast recipe or the ResNet-9 one)."""
     precision = resolve_precision(config.precision)
     steps = steps_per_epoch(len(splits.y_train), config.batch_size)
@@ -168,15 +179,17 @@ def config_recipe(name, config, splits):
 
     model = with_policy(precision, build)
     callbacks = [Lookahead(config.epochs * steps)] if config.lookahead else []
-    recipe = Recipe(name, model, config.epochs, config.batch_size, epoch_data_fn(config, splits), callbacks)
+    recipe = Recipe(name, model, config.epochs, config.batch_size, epoch_data_fn(config, splits), callbacks, family)
     recipe.precision = precision
     return recipe
 
 
 def target_rows(recipes, log=print):
-    """Per target: each recipe's time (measured or extrapolated) and the ratios to ours."""
+    """Per target: each run's time (measured or extrapolated), ours (the fastest run of the fast
+    recipe's family that measured it, ``ours_run``) and the ratios to ours."""
     rows = {}
-    log(f"{'target':>8}" + "".join(f"{r.name + ' (min)':>16}" for r in recipes) + f"{'peer/ours':>11}{'resnet9/ours':>14}")
+    log(f"{'target':>8}" + "".join(f"{r.name + ' (min)':>{_width(r)}}" for r in recipes)
+        + f"{'ours (min)':>12}{'peer/ours':>11}{'resnet9/ours':>14}")
     for target in TARGETS:
         row, cells = {}, []
         for r in recipes:
@@ -189,25 +202,43 @@ def target_rows(recipes, log=print):
                     how = "not reached"
             row[f"{r.name}_s"], row[f"{r.name}_how"] = (round(secs, 1) if secs else None), how
             cells.append("-" if secs is None else f"{'~' if how == 'extrapolated' else ''}{secs / 60:.2f}")
+        ours_runs = [r for r in recipes if family(r) == "ours"]
+        measured = [(row[f"{r.name}_s"], r.name) for r in ours_runs if row[f"{r.name}_how"] == "measured"]
+        if measured:
+            row["ours_s"], row["ours_run"] = min(measured)
+            row["ours_how"] = "measured"
+        elif len(ours_runs) > 1 or ours_runs[0].name != "ours":
+            hows = {row[f"{r.name}_how"] for r in ours_runs}
+            row["ours_s"], row["ours_run"] = None, None
+            row["ours_how"] = "extrapolated" if "extrapolated" in hows else "not reached"
         ours = row["ours_s"] if row["ours_how"] == "measured" else None
         for other, key in (("peer", "ratio"), ("resnet9", "ratio_resnet9")):
             row[key] = row[f"{other}_s"] / ours if ours and row.get(f"{other}_s") else None
         row["note"] = ", ".join(f"{r.name} {row[f'{r.name}_how']}" for r in recipes)
         rows[f"{target:.2f}"] = row
-        log(f"{target:>8.2f}" + "".join(f"{c:>16}" for c in cells)
+        log(f"{target:>8.2f}" + "".join(f"{c:>{_width(r)}}" for c, r in zip(cells, recipes))
+            + f"{('-' if ours is None else f'{ours / 60:.2f}'):>12}"
             + "".join(f"{(f'{row[k]:.1f}x' if row[k] else '-'):>{w}}" for k, w in (("ratio", 11), ("ratio_resnet9", 14))))
     return rows
 
 
+def _width(recipe) -> int:
+    return max(12, len(recipe.name) + 8)
+
+
 def budget_rows(recipes, budget_s, log=print):
-    """Test accuracy of each recipe at equal training budgets."""
+    """Test accuracy of each run at equal training budgets (the last epoch that ended within it);
+    ``ours``: the best run of the fast recipe's family within it."""
     rows = {}
-    log(f"{'budget (min)':>12}" + "".join(f"{r.name:>10}" for r in recipes))
+    log(f"{'budget (min)':>12}" + "".join(f"{r.name:>{max(10, len(r.name) + 2)}}" for r in recipes) + f"{'ours':>10}")
     for m in BUDGETS_MIN:
         if m * 60 > budget_s + 1:
             continue
         rows[str(m)] = {r.name: acc_at(r.curve, m * 60) for r in recipes}
-        log(f"{m:>12}" + "".join(f"{(f'{a:.4f}' if a is not None else '-'):>10}" for a in rows[str(m)].values()))
+        ours = [a for r in recipes if family(r) == "ours" and (a := rows[str(m)][r.name]) is not None]
+        rows[str(m)]["ours"] = max(ours) if ours else None  # the best schedule of the family within the budget
+        log(f"{m:>12}" + "".join(f"{(f'{a:.4f}' if a is not None else '-'):>{max(10, len(name) + 2)}}"
+                                 for name, a in rows[str(m)].items()))
     return rows
 
 
@@ -234,7 +265,8 @@ def resummarize(path: Path) -> int:
             return rec["epochs_run"] >= rec["epochs_planned"]
         return rec["train_time_s"] < budget_s
 
-    recipes = [SimpleNamespace(name=name, curve=[tuple(c) for c in rec["curve"]], finished=finished(rec))
+    recipes = [SimpleNamespace(name=name, curve=[tuple(c) for c in rec["curve"]], finished=finished(rec),
+                               family=rec.get("family"))
                for name, rec in result["recipes"].items()]
     result.update(summarize(recipes, budget_s))
     write_json(path, result)
@@ -246,6 +278,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget-minutes", type=float, default=15.0, help="training-time budget per recipe (default 15)")
     p.add_argument("--ours-epochs", type=int, default=8, help="epochs of the fast recipe (default 8, preset fast)")
+    p.add_argument("--sprint-epochs", type=int, nargs="*", default=[1, 2],
+                   help="also run the fast recipe with schedules planned for these epochs (default 1 2; none: "
+                        "pass the flag alone)")
+    p.add_argument("--sprint-widths", type=int, nargs=3, default=[32, 128, 128], metavar=("W1", "W2", "W3"),
+                   help="the sprints' conv-group widths (default 32 128 128, half the preset's)")
     p.add_argument("--resnet9-epochs", type=int, default=8, help="epochs of the ResNet-9 OneCycle recipe (default 8)")
     p.add_argument("--peer-epochs", type=int, default=1000, help="cap on the peer's epochs (the budget usually stops it)")
     p.add_argument("--limit", type=int, help="stratified subset of the training split")
@@ -265,12 +302,17 @@ def main(argv=None) -> int:
     splits = train_val_split(load_cifar10(args.data, progress=False), val_size=5000, seed=args.seed,
                              limit=args.limit, test_limit=args.test_limit)
     num_classes = len(splits.class_names)
-    ours = config_recipe("ours", preset_config("fast", epochs=args.ours_epochs, seed=args.seed), splits)
+    ours = config_recipe(f"ours_{args.ours_epochs}ep", preset_config("fast", epochs=args.ours_epochs, seed=args.seed),
+                         splits, family="ours")
+    sprints = [config_recipe(f"ours_{e}ep_w{args.sprint_widths[0]}",
+                             preset_config("fast", epochs=e, widths=list(args.sprint_widths), seed=args.seed),
+                             splits, family="ours")
+               for e in args.sprint_epochs]
     resnet9 = config_recipe("resnet9", preset_config("resnet9", epochs=args.resnet9_epochs, seed=args.seed), splits)
     peer = Recipe("peer", build_peer_model(num_classes), args.peer_epochs, 32,
                   lambda e: peer_epoch(splits.x_train, splits.y_train, args.seed, e, num_classes))
     peer.precision = "float32"
-    recipes = (ours, resnet9, peer)
+    recipes = (*sprints, ours, resnet9, peer)
     budget = args.budget_minutes * 60
     t0 = time.perf_counter()
     while not all(r.done(budget) for r in recipes):
@@ -283,7 +325,8 @@ def main(argv=None) -> int:
     print()
     result = {**summarize(recipes, budget), "recipes": {}}
     for r in recipes:
-        result["recipes"][r.name] = {"model": model_summary(r.model), "precision": r.precision, "epochs_run": r.epoch,
+        result["recipes"][r.name] = {"family": r.family, "model": model_summary(r.model), "precision": r.precision,
+                                     "epochs_run": r.epoch,
                                      "epochs_planned": r.epochs,
                                      "train_time_s": round(r.train_time, 1), "curve": r.curve,
                                      "final_test_accuracy": r.curve[-1][1] if r.curve else None}

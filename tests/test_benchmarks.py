@@ -54,6 +54,23 @@ def test_target_rows_ratio_uses_measured_ours_and_marks_extrapolation(t2a):
     assert set(rows) == {"0.75", "0.85", "0.90", "0.93", "0.94"}
 
 
+def test_ours_is_the_fastest_schedule_of_its_family_that_measured_the_target(t2a):
+    long = SimpleNamespace(name="ours_8ep", family="ours", curve=_curve([(90, 0.63), (180, 0.78), (300, 0.86)]),
+                           finished=True)
+    sprint = SimpleNamespace(name="ours_2ep_w32", family="ours", curve=_curve([(40, 0.66), (80, 0.79)]), finished=True)
+    peer = SimpleNamespace(name="peer", curve=_curve([(400, 0.60), (800, 0.70), (1200, 0.76)]), finished=False)
+    resnet9 = SimpleNamespace(name="resnet9", curve=_curve([(200, 0.70), (400, 0.80)]), finished=True)
+    rows = t2a.target_rows((sprint, long, resnet9, peer), log=lambda *a: None)
+    r75, r85 = rows["0.75"], rows["0.85"]
+    assert (r75["ours_s"], r75["ours_run"], r75["ours_how"]) == (80, "ours_2ep_w32", "measured")
+    assert r75["ours_8ep_s"] == 180 and r75["ratio"] == pytest.approx(1200 / 80) and r75["ratio_resnet9"] == 5.0
+    assert r85["ours_2ep_w32_how"] == "not reached" and (r85["ours_s"], r85["ours_run"]) == (300, "ours_8ep")
+    assert rows["0.90"]["ours_s"] is None and rows["0.90"]["ours_how"] == "not reached" and rows["0.90"]["ratio"] is None
+    budgets = t2a.budget_rows((sprint, long, resnet9, peer), 20 * 60, log=lambda *a: None)
+    assert budgets["1"]["ours_2ep_w32"] == 0.66 and budgets["1"]["ours_8ep"] is None and budgets["1"]["ours"] == 0.66
+    assert budgets["5"]["ours"] == 0.86 and budgets["2"]["ours"] == 0.79
+
+
 def test_a_recipe_that_finished_its_schedule_is_not_extrapolated(t2a):
     """Extrapolation is for a curve the budget cut short; a finished schedule does not keep rising."""
     curve = _curve([(math.exp(a * 10), a) for a in (0.50, 0.60, 0.65, 0.70, 0.72)])

@@ -207,10 +207,11 @@ def target_rows(recipes, log=print):
         if measured:
             row["ours_s"], row["ours_run"] = min(measured)
             row["ours_how"] = "measured"
-        elif len(ours_runs) > 1 or ours_runs[0].name != "ours":
-            hows = {row[f"{r.name}_how"] for r in ours_runs}
-            row["ours_s"], row["ours_run"] = None, None
-            row["ours_how"] = "extrapolated" if "extrapolated" in hows else "not reached"
+        elif len(ours_runs) > 1 or ours_runs[0].name != "ours":  # (a single run named "ours" has its row already)
+            guessed = [(row[f"{r.name}_s"], r.name) for r in ours_runs
+                       if row[f"{r.name}_how"] == "extrapolated" and row[f"{r.name}_s"]]
+            row["ours_s"], row["ours_run"] = min(guessed) if guessed else (None, None)
+            row["ours_how"] = "extrapolated" if guessed else "not reached"
         ours = row["ours_s"] if row["ours_how"] == "measured" else None
         for other, key in (("peer", "ratio"), ("resnet9", "ratio_resnet9")):
             row[key] = row[f"{other}_s"] / ours if ours and row.get(f"{other}_s") else None

@@ -55,7 +55,7 @@ def test_target_rows_ratio_uses_measured_ours_and_marks_extrapolation(t2a):
 
 
 def test_ours_is_the_fastest_schedule_of_its_family_that_measured_the_target(t2a):
-    long = SimpleNamespace(name="ours_8ep", family="ours", curve=_curve([(90, 0.63), (180, 0.78), (300, 0.86)]),
+    long = SimpleNamespace(name="ours_8ep", family="ours", curve=_curve([(65, 0.55), (90, 0.63), (180, 0.78), (220, 0.82), (260, 0.84), (300, 0.86)]),
                            finished=True)
     sprint = SimpleNamespace(name="ours_2ep_w32", family="ours", curve=_curve([(40, 0.66), (80, 0.79)]), finished=True)
     peer = SimpleNamespace(name="peer", curve=_curve([(400, 0.60), (800, 0.70), (1200, 0.76)]), finished=False)
@@ -66,6 +66,10 @@ def test_ours_is_the_fastest_schedule_of_its_family_that_measured_the_target(t2a
     assert r75["ours_8ep_s"] == 180 and r75["ratio"] == pytest.approx(1200 / 80) and r75["ratio_resnet9"] == 5.0
     assert r85["ours_2ep_w32_how"] == "not reached" and (r85["ours_s"], r85["ours_run"]) == (300, "ours_8ep")
     assert rows["0.90"]["ours_s"] is None and rows["0.90"]["ours_how"] == "not reached" and rows["0.90"]["ratio"] is None
+    long.finished = False  # cut short by the budget: its trend gives a time, shown but never used in a ratio
+    cut = t2a.target_rows((sprint, long, resnet9, peer), log=lambda *a: None)["0.90"]
+    assert cut["ours_how"] == "extrapolated" and cut["ours_run"] == "ours_8ep" and cut["ours_s"] > 300
+    assert cut["ratio"] is None
     budgets = t2a.budget_rows((sprint, long, resnet9, peer), 20 * 60, log=lambda *a: None)
     assert budgets["1"]["ours_2ep_w32"] == 0.66 and budgets["1"]["ours_8ep"] is None and budgets["1"]["ours"] == 0.66
     assert budgets["5"]["ours"] == 0.86 and budgets["2"]["ours"] == 0.79

@@ -148,6 +148,23 @@ def _add_model_args(p, weights_help: str) -> None:
                    "(default %(default)s)")
 
 
+def _add_finetune_args(p) -> None:
+    """``transfer-train``'s options of what stage 2 trains and how (and how the result is reported)."""
+    p.add_argument("--unfreeze", type=float, default=0.25,
+                   help="partial: fraction of the weighted backbone layers (default %(default)s)")
+    p.add_argument("--freeze-bottom", type=int, default=0, metavar="N",
+                   help="full: keep the bottom N weighted backbone layers frozen while fine-tuning; faster epochs "
+                        "(default %(default)s)")
+    p.add_argument("--crop-pad", type=int, default=4, help="reflect-padding of the random crops, 0: none "
+                   "(default %(default)s)")
+    p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
+    p.add_argument("--label-smoothing", type=float, default=0.0,
+                   help="label smoothing of both stages' cross-entropy (default %(default)s)")
+    p.add_argument("--tta-level", type=int, choices=(0, 1, 2), default=0,
+                   help="also report the test accuracy with test-time augmentation: 1 mirror, 2 mirror + "
+                        "1-px translations (default %(default)s: none)")
+
+
 def register(subparsers) -> None:
     """Add ``transfer-compare`` and ``transfer-train`` to the command line.
 
@@ -211,19 +228,7 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="head learning rate, Adam (default %(default)s)")
     p.add_argument("--backbone-lr-multiplier", type=float, default=0.2,
                    help="backbone learning rate = lr x this (default %(default)s)")
-    p.add_argument("--unfreeze", type=float, default=0.25,
-                   help="partial: fraction of the weighted backbone layers (default %(default)s)")
-    p.add_argument("--freeze-bottom", type=int, default=0, metavar="N",
-                   help="full: keep the bottom N weighted backbone layers frozen while fine-tuning; faster epochs "
-                        "(default %(default)s)")
-    p.add_argument("--crop-pad", type=int, default=4, help="reflect-padding of the random crops, 0: none "
-                   "(default %(default)s)")
-    p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
-    p.add_argument("--label-smoothing", type=float, default=0.0,
-                   help="label smoothing of both stages' cross-entropy (default %(default)s)")
-    p.add_argument("--tta-level", type=int, choices=(0, 1, 2), default=0,
-                   help="also report the test accuracy with test-time augmentation: 1 mirror, 2 mirror + "
-                        "1-px translations (default %(default)s: none)")
+    _add_finetune_args(p)
     p.add_argument("--limit", type=int, default=None, help="stratified training subset (default: all)")
     p.add_argument("--test-limit", type=int, default=None, help="stratified test subset (default: all)")
     p.add_argument("--publish", metavar="CHECKPOINT_NAME", default=None,

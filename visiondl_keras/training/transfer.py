@@ -442,15 +442,12 @@ def reference_recipe(strategy="full", warmup_epochs=3, max_epochs=12, budget_min
 
     ``label_smoothing`` applies to both stages' loss; ``tta_level`` (0, 1 or 2, see
     :mod:`visiondl_keras.evaluation.tta`) adds the test accuracy with test-time augmentation to
-    ``metrics.json`` (the accuracy without it is always reported); ``freeze_bottom`` (``full``
-    only) keeps that many weighted backbone layers at the bottom frozen during fine-tuning
-    (:func:`~visiondl_keras.models.backbones.freeze_bottom_layers`): faster epochs, so more of them
-    fit a time budget.
+    ``metrics.json`` (the accuracy without it is always reported); ``freeze_bottom`` (``full`` only,
+    :func:`~visiondl_keras.models.backbones.freeze_bottom_layers`) makes fine-tuning epochs faster.
 
     Raises:
         ConfigError: unknown strategy, epoch counts below their minimum, label smoothing outside
-            [0, 1), an unknown TTA level, or ``freeze_bottom`` negative or with a strategy other
-            than ``full``.
+            [0, 1), an unknown TTA level, or a negative ``freeze_bottom`` or one with another strategy.
 
     Example:
         >>> reference_recipe("frozen")["finetune_epochs"]

@@ -207,7 +207,7 @@ def target_rows(recipes, log=print):
         if measured:
             row["ours_s"], row["ours_run"] = min(measured)
             row["ours_how"] = "measured"
-        elif len(ours_runs) > 1 or ours_runs[0].name != "ours":  # (a single run named "ours" has its row already)
+        else:
             guessed = [(row[f"{r.name}_s"], r.name) for r in ours_runs
                        if row[f"{r.name}_how"] == "extrapolated" and row[f"{r.name}_s"]]
             row["ours_s"], row["ours_run"] = min(guessed) if guessed else (None, None)

@@ -229,6 +229,14 @@ def temperature_nll(logits, labels, temperature: float) -> float:
     return float(np.mean(logsumexp - z[np.arange(len(labels)), labels]))
 
 
+def _check_bounds(bounds) -> tuple[float, float]:
+    """``(low, high)`` of a temperature interval, checked: ``0 < low < high``."""
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if not 0 < lo < hi:
+        raise ConfigError(f"bounds must satisfy 0 < low < high, got {bounds}.")
+    return lo, hi
+
+
 def fit_temperature(logits, labels, bounds: tuple[float, float] = TEMPERATURE_BOUNDS) -> float:
     """The temperature T > 0 that minimises the NLL of ``softmax(logits / T)`` on held-out data.
 
@@ -256,9 +264,7 @@ def fit_temperature(logits, labels, bounds: tuple[float, float] = TEMPERATURE_BO
         2.06
     """
     logits, labels = _check(logits, labels, "logits")
-    lo, hi = float(bounds[0]), float(bounds[1])
-    if not 0 < lo < hi:
-        raise ConfigError(f"bounds must satisfy 0 < low < high, got {bounds}.")
+    lo, hi = _check_bounds(bounds)
     z = logits - logits.max(axis=1, keepdims=True)
     z_true = z[np.arange(len(labels)), labels]
 
@@ -305,9 +311,7 @@ def lowest_ece_temperature(logits, labels, n_bins: int = 15, bounds: tuple[float
         (True, True)
     """
     logits, labels = _check(logits, labels, "logits")
-    lo, hi = float(bounds[0]), float(bounds[1])
-    if not 0 < lo < hi:
-        raise ConfigError(f"bounds must satisfy 0 < low < high, got {bounds}.")
+    lo, hi = _check_bounds(bounds)
     grid = np.geomspace(lo, hi, int(points))
     eces = np.array([expected_calibration_error(apply_temperature(logits, t), labels, n_bins) for t in grid])
     best = int(np.argmin(eces))

@@ -167,3 +167,42 @@ def test_jpeg_summary_reports_the_drop_from_the_mirror(jpeg):
     rows = {r["quality"]: r for r in jpeg.summarize(runs)}
     assert rows[None]["test_accuracy_mean"] == pytest.approx(0.91) and rows[None]["drop_vs_mirror"] == 0
     assert rows[75]["drop_vs_mirror"] == pytest.approx(0.02) and rows[75]["seeds"] == [0, 1]
+
+
+def _write_transfer_run(path: Path, test, tta, label_smoothing, freeze_bottom, command):
+    import json
+
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"strategy": "full", "label_smoothing": label_smoothing,
+                                                  "freeze_bottom": freeze_bottom, "budget_s": 4320.0,
+                                                  "command": command}))
+    (path / "metrics.json").write_text(json.dumps({
+        "test_accuracy": test, "test_accuracy_tta": tta, "tta_level": 2, "best_val_accuracy": test + 0.01,
+        "train_time_s": 3600.0, "model": "mobilenet_a0.25_224px", "data": {"source": "/somewhere/cifar10.tar.gz"}}))
+    rows = ["1,1.0,0.60,head", "2,2.0,0.70,head", "3,900.0,0.85,full", "4,3600.0,0.89,full"]
+    (path / "history.csv").write_text("epoch,time_s,val_accuracy,stage\n" + "\n".join(rows) + "\n")
+    (path / "state.json").write_text(json.dumps({"status": "completed"}))
+    return path
+
+
+def test_transfer_candidates_marks_the_published_run_and_measures_the_spread(tmp_path):
+    import json
+
+    tc = _module("transfer_candidates")
+    published = "python -m visiondl_keras transfer-train --run-dir runs/b --label-smoothing 0.1"
+    a = _write_transfer_run(tmp_path / "a", 0.880, None, 0.0, 0, "python -m visiondl_keras transfer-train --run-dir runs/a")
+    b = _write_transfer_run(tmp_path / "b", 0.895, 0.902, 0.1, 9, published.replace("runs/b", str(tmp_path / "b")))
+    ref = tmp_path / "reference.json"
+    ref.write_text(json.dumps({"command": published}))
+    out, fig = tmp_path / "c.json", tmp_path / "c.png"
+    assert tc.main([str(a), str(b), "--reference", str(ref), "--out", str(out), "--figure", str(fig)]) == 0
+    result = json.loads(out.read_text())
+    ra, rb = result["runs"]
+    assert (ra["published"], rb["published"]) == (False, True)
+    assert ra["options"].startswith("no label smoothing, all layers trained")
+    assert rb["options"].startswith("label smoothing 0.1, bottom 9 layers frozen")
+    assert (ra["finetune_epochs"], ra["train_minutes"], rb["test_accuracy_tta"]) == (2, 60.0, 0.902)
+    s = result["summary"]
+    assert s["best_run"] == "b" and s["test_accuracy_spread"] == pytest.approx(0.015)
+    assert s["best_test_accuracy_tta"] == 0.902 and not s["floor_reached"] and not s["target_reached"]
+    assert str(tmp_path) not in out.read_text() and fig.stat().st_size > 0

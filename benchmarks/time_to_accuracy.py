@@ -10,9 +10,10 @@ equal budgets, and the peer/ours ratios. Written to ``OUT/metrics/time_to_accura
     translate, ScaledSGD, triangular schedule, lookahead), test accuracy without TTA. Its schedule is
     planned for a length (the triangular learning rate and the lookahead decay end with the last
     epoch), so it runs as a family: the preset's ``--ours-epochs`` schedule at full width plus short
-    "sprint" schedules (``--sprint-epochs``, at ``--sprint-widths``) planned for the early targets.
-    Each is its own run (``ours_8ep``, ``ours_2ep_w32``, ...), timed like the others; "ours" at a
-    target is the fastest member of the family that measured it (``ours_run`` says which);
+    "sprint" schedules (``--sprint-epochs``, at ``--sprint-widths`` and ``--sprint-batch-size``)
+    planned for the early targets. Each is its own run (``ours_8ep``, ``ours_2ep_w24_b512``, ...), timed
+    like the others; "ours" at a target is the fastest member of the family that measured it
+    (``ours_run`` says which);
 (b) resnet9: the ResNet-9 / OneCycle recipe (``preset_config("resnet9")``) on ``--resnet9-epochs``;
 (c) peer: the keras.io / Keras examples ``cifar10_cnn`` recipe: 4 conv + 2 dense layers with dropout,
     RMSprop(lr 1e-4, decay 1e-6), batch 32, random shifts of up to 10% (nearest fill) and
@@ -184,6 +185,13 @@ def config_recipe(name, config, splits, family=None):
     return recipe
 
 
+def sprint_configs(epochs, widths, batch_size, seed=0) -> dict:
+    """The fast recipe's short schedules, by run name (``ours_2ep_w32_b512``): one per entry of
+    ``epochs``, each planned for that many epochs, at conv-group ``widths`` and ``batch_size``."""
+    return {f"ours_{e}ep_w{widths[0]}_b{batch_size}":
+            preset_config("fast", epochs=e, widths=list(widths), batch_size=batch_size, seed=seed) for e in epochs}
+
+
 def target_rows(recipes, log=print):
     """Per target: each run's time (measured or extrapolated), ours (the fastest run of the fast
     recipe's family that measured it, ``ours_run``) and the ratios to ours."""
@@ -279,11 +287,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget-minutes", type=float, default=15.0, help="training-time budget per recipe (default 15)")
     p.add_argument("--ours-epochs", type=int, default=8, help="epochs of the fast recipe (default 8, preset fast)")
-    p.add_argument("--sprint-epochs", type=int, nargs="*", default=[1, 2],
-                   help="also run the fast recipe with schedules planned for these epochs (default 1 2; none: "
+    p.add_argument("--sprint-epochs", type=int, nargs="*", default=[2, 3],
+                   help="also run the fast recipe with schedules planned for these epochs (default 2 3; none: "
                         "pass the flag alone)")
-    p.add_argument("--sprint-widths", type=int, nargs=3, default=[32, 128, 128], metavar=("W1", "W2", "W3"),
-                   help="the sprints' conv-group widths (default 32 128 128, half the preset's)")
+    p.add_argument("--sprint-widths", type=int, nargs=3, default=[24, 96, 96], metavar=("W1", "W2", "W3"),
+                   help="the sprints' conv-group widths (default 24 96 96, 3/8 of the preset's)")
+    p.add_argument("--sprint-batch-size", type=int, default=512,
+                   help="the sprints' batch size (default 512: twice the steps of the preset's 1024 in a short run; "
+                        "learning rate and weight decay are per 1,024 examples, so they need no change)")
     p.add_argument("--resnet9-epochs", type=int, default=8, help="epochs of the ResNet-9 OneCycle recipe (default 8)")
     p.add_argument("--peer-epochs", type=int, default=1000, help="cap on the peer's epochs (the budget usually stops it)")
     p.add_argument("--limit", type=int, help="stratified subset of the training split")
@@ -305,10 +316,8 @@ def main(argv=None) -> int:
     num_classes = len(splits.class_names)
     ours = config_recipe(f"ours_{args.ours_epochs}ep", preset_config("fast", epochs=args.ours_epochs, seed=args.seed),
                          splits, family="ours")
-    sprints = [config_recipe(f"ours_{e}ep_w{args.sprint_widths[0]}",
-                             preset_config("fast", epochs=e, widths=list(args.sprint_widths), seed=args.seed),
-                             splits, family="ours")
-               for e in args.sprint_epochs]
+    sprints = [config_recipe(name, config, splits, family="ours") for name, config in
+               sprint_configs(args.sprint_epochs, args.sprint_widths, args.sprint_batch_size, args.seed).items()]
     resnet9 = config_recipe("resnet9", preset_config("resnet9", epochs=args.resnet9_epochs, seed=args.seed), splits)
     peer = Recipe("peer", build_peer_model(num_classes), args.peer_epochs, 32,
                   lambda e: peer_epoch(splits.x_train, splits.y_train, args.seed, e, num_classes))

@@ -75,6 +75,16 @@ def test_ours_is_the_fastest_schedule_of_its_family_that_measured_the_target(t2a
     assert budgets["5"]["ours"] == 0.86 and budgets["2"]["ours"] == 0.79
 
 
+def test_sprint_configs_plan_each_schedule_at_its_own_length_width_and_batch(t2a):
+    configs = t2a.sprint_configs([1, 3], [32, 128, 128], 512, seed=4)
+    assert list(configs) == ["ours_1ep_w32_b512", "ours_3ep_w32_b512"]
+    fast = t2a.preset_config("fast")
+    for name, c in configs.items():
+        assert (c.epochs, c.widths, c.batch_size, c.seed) == (int(name[5]), [32, 128, 128], 512, 4)
+        assert (c.lr, c.weight_decay, c.policy, c.lookahead) == (fast.lr, fast.weight_decay, fast.policy, fast.lookahead)
+    assert t2a.sprint_configs([], [32, 128, 128], 512) == {}
+
+
 def test_a_recipe_that_finished_its_schedule_is_not_extrapolated(t2a):
     """Extrapolation is for a curve the budget cut short; a finished schedule does not keep rising."""
     curve = _curve([(math.exp(a * 10), a) for a in (0.50, 0.60, 0.65, 0.70, 0.72)])

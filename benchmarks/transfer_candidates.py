@@ -37,8 +37,9 @@ from transfer_vs_scratch import read_run  # noqa: E402
 def candidate(path: Path, published_command: str | None) -> dict:
     """One run's row (see the module docstring); ``curve`` holds (training s, validation accuracy)."""
     run = read_run(path, "transfer")
-    config, metrics = RunDir(path).read("config.json"), RunDir(path).read("metrics.json")
-    stages = [r.get("stage") for r in RunDir(path).read_history()]  # "head", then the strategy's name
+    folder = RunDir(path)
+    config, metrics = folder.read("config.json"), folder.read("metrics.json")
+    stages = [r.get("stage") for r in folder.read_history()]  # "head", then the strategy's name
     options = [f"label smoothing {config['label_smoothing']}" if config.get("label_smoothing") else "no label smoothing",
                f"bottom {config['freeze_bottom']} layers frozen" if config.get("freeze_bottom") else "all layers trained",
                f"budget {config['budget_s'] / 60:.0f} min" if config.get("budget_s") else "no budget"]

@@ -14,7 +14,11 @@ Independent on purpose: nothing of the Keras port is reused except the data spli
 augmentation, the initialisation, the optimizer or the evaluation).
 
     python benchmarks/airbench_reference.py [--seeds 0 1] [--epochs 10] [--widths 32 128 128]
-        [--runs-dir runs/airbench-reference] [--out artifacts/metrics/airbench_reference.json]
+        [--implementations keras torch] [--runs-dir runs/airbench-reference]
+        [--out artifacts/metrics/airbench_reference.json]
+
+The committed table came from the default command and from
+``--seeds 0 --widths 64 256 256 --implementations torch`` (the published recipe alone at its own widths).
 
 Needs PyTorch (``pip install torch``, the CPU build is enough). Prints a table and writes JSON; a run with
 other widths or epochs is added to the same file beside the earlier ones (one entry per widths and epochs).

@@ -542,7 +542,8 @@ def test_transfer_run_killed_mid_stage_two_resumes_to_identical_results(tmp_path
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, str(script), str(killed)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    first = killed / "stage2_finetune" / "last.keras"
+    # state.json is written after last.keras at an epoch end: its presence marks the first complete checkpoint
+    first = killed / "stage2_finetune" / "state.json"
     deadline = time.monotonic() + 300
     while not first.is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tarfile
 import zipfile
@@ -14,6 +15,15 @@ import pytest  # noqa: E402
 
 from visiondl_keras.data.cifar10 import CLASS_NAMES, Dataset  # noqa: E402
 from visiondl_keras.data.splits import Splits, channel_stats  # noqa: E402
+
+
+def load_benchmark(name: str):
+    """The script ``benchmarks/<name>.py`` as a module (the benchmarks are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def synthetic_images(n: int, num_classes: int = 10, seed: int = 0):

@@ -1,22 +1,15 @@
 """The PyTorch cross-check of the fast recipe (benchmarks/airbench_reference.py): its pieces do what airbench's do."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import load_benchmark
 
 torch = pytest.importorskip("torch")
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "airbench_reference.py"
 
 
 @pytest.fixture(scope="module")
 def ref():
-    spec = importlib.util.spec_from_file_location("airbench_reference", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("airbench_reference")
 
 
 def test_whitening_conv_decorrelates_patches_to_unit_variance(ref):

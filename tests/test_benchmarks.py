@@ -1,22 +1,17 @@
 """The time-to-accuracy benchmark's bookkeeping: measured vs extrapolated times and the ratios."""
 
-import importlib.util
 import math
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_accuracy.py"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def t2a():
-    spec = importlib.util.spec_from_file_location("time_to_accuracy", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("time_to_accuracy")
 
 
 def _curve(points):
@@ -96,13 +91,6 @@ def test_a_recipe_that_finished_its_schedule_is_not_extrapolated(t2a):
     assert rows["0.75"]["resnet9_s"] is None and rows["0.75"]["ratio_resnet9"] is None
 
 
-def _module(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _write_run(path: Path, test_accuracy: float, curve: list[tuple[float, float]]) -> Path:
     import json
 
@@ -114,7 +102,7 @@ def _write_run(path: Path, test_accuracy: float, curve: list[tuple[float, float]
 
 
 def test_transfer_vs_scratch_counts_only_runs_that_finished_within_the_budget(tmp_path):
-    tvs = _module("transfer_vs_scratch")
+    tvs = load_benchmark("transfer_vs_scratch")
     runs = [tvs.read_run(_write_run(tmp_path / "short", 0.80, [(60, 0.7), (300, 0.81)]), "scratch"),
             tvs.read_run(_write_run(tmp_path / "long", 0.90, [(600, 0.85), (1500, 0.91)]), "scratch"),
             tvs.read_run(_write_run(tmp_path / "tl", 0.88, [(900, 0.86), (1100, 0.89)]), "transfer")]
@@ -127,7 +115,7 @@ def test_transfer_vs_scratch_counts_only_runs_that_finished_within_the_budget(tm
 
 
 def test_backends_summary_flags_a_backend_outside_the_seed_noise():
-    bk = _module("backends")
+    bk = load_benchmark("backends")
     runs = [{"backend": b, "seed": s, "test_accuracy": a, "images_per_second": 100.0}
             for b, accs in {"tensorflow": (0.70, 0.72), "jax": (0.71, 0.73), "torch": (0.60, 0.61)}.items()
             for s, a in enumerate(accs)]
@@ -140,11 +128,7 @@ def test_backends_summary_flags_a_backend_outside_the_seed_noise():
 
 @pytest.fixture(scope="module")
 def jpeg():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "jpeg_sensitivity.py"
-    spec = importlib.util.spec_from_file_location("jpeg_sensitivity", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("jpeg_sensitivity")
 
 
 def _smooth_images(n=6, seed=0):
@@ -198,7 +182,7 @@ def _write_transfer_run(path: Path, test, tta, label_smoothing, freeze_bottom, c
 def test_transfer_candidates_marks_the_published_run_and_measures_the_spread(tmp_path):
     import json
 
-    tc = _module("transfer_candidates")
+    tc = load_benchmark("transfer_candidates")
     published = "python -m visiondl_keras transfer-train --run-dir runs/b --label-smoothing 0.1"
     a = _write_transfer_run(tmp_path / "a", 0.880, None, 0.0, 0, "python -m visiondl_keras transfer-train --run-dir runs/a")
     b = _write_transfer_run(tmp_path / "b", 0.895, 0.902, 0.1, 9, published.replace("runs/b", str(tmp_path / "b")))
